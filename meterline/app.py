@@ -1,0 +1,79 @@
+"""The Starlette application factory and its lifespan (engines, Redis, in-process worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from arq.connections import RedisSettings, create_pool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from meterline.clock import SystemClock
+from meterline.settings import Settings
+from models.db import Database
+from resolvers.http import json_response
+from resolvers.ingest import ingest
+from resolvers.services import Services, services_of
+from workers.worker import build_worker
+
+
+async def healthz(_: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services = services_of(request)
+    checks: dict[str, str] = {}
+    for name, probe in (("database", services.db.ping), ("redis", services.redis.ping)):
+        try:
+            await asyncio.wait_for(probe(), timeout=2)
+            checks[name] = "ok"
+        except Exception as error:  # any failure means not ready; say which and why
+            checks[name] = f"error: {type(error).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503
+    )
+
+
+def create_app(
+    settings: Settings | None = None, clock: Callable[[], datetime] | None = None
+) -> Starlette:
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    if not settings.redis_url:
+        raise RuntimeError("REDIS_URL is not set (meterline serve starts an embedded Redis)")
+    redis_url = settings.redis_url
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
+        redis = await create_pool(RedisSettings.from_dsn(redis_url))
+        app.state.services = Services(
+            db=db, clock=clock, redis=redis, max_body_bytes=settings.max_body_bytes
+        )
+        worker_task = None
+        if settings.run_worker_in_process:
+            worker = build_worker(redis, db, clock, handle_signals=False)
+            worker_task = asyncio.create_task(worker.async_run())
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            await redis.aclose()
+            await db.dispose()
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/v1/ingest", ingest, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,43 @@
+"""Configuration from the environment (and a ``.env`` file), via pydantic-settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="METERLINE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./meterline.db",
+        validation_alias=AliasChoices("DATABASE_URL", "METERLINE_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "METERLINE_REDIS_URL")
+    )
+    env: Literal["development", "production", "test"] = "development"
+    grace_period: timedelta = timedelta(hours=24)
+    webhook_allowed_private_hosts: list[str] = Field(default_factory=list)
+    max_body_bytes: int = 1024 * 1024
+    statement_timeout_ms: int = 30_000
+    api_key_environment: Literal["live", "test"] = "live"
+    run_worker_in_process: bool = False
+    auto_migrate: bool = True
+
+    @cached_property
+    def redis_data_dir(self) -> Path:
+        """Where the embedded Redis keeps its files: next to the SQLite database."""
+        path = self.database_url.split("///", 1)[-1] if "sqlite" in self.database_url else "."
+        return Path(path).resolve().parent / ".meterline-redis"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"

@@ -1,0 +1,25 @@
+"""Billable metrics (immutable after creation, archivable)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+
+class BillableMetric(SQLModel, table=True):
+    __tablename__ = "billable_metrics"
+    __table_args__ = (Index("ix_metrics_org", "org_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    org_id: str = Field(foreign_key="organizations.id", max_length=40)
+    name: str = Field(max_length=200)
+    definition: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    backfill_watermark: int = Field(default=0, sa_type=BigInteger)
+    backfilled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

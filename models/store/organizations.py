@@ -1,0 +1,28 @@
+"""Organizations (tenants)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.ids import new_id
+from models.organizations import Organization
+from models.store import dialect
+
+organizations: Any = Organization.__table__
+
+
+async def get_or_create_organization(conn: AsyncConnection, name: str, now: datetime) -> str:
+    """The id of the organization called ``name``, created if missing (race-safe)."""
+    stmt = dialect.insert(conn, organizations).values(id=new_id("org"), name=name, created_at=now)
+    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    found = await conn.execute(select(organizations.c.id).where(organizations.c.name == name))
+    return str(found.scalar_one())
+
+
+async def get_organization(conn: AsyncConnection, org_id: str) -> Organization | None:
+    row = (await conn.execute(select(organizations).where(organizations.c.id == org_id))).first()
+    return None if row is None else Organization.model_validate(row._mapping)

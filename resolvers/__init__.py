@@ -1,0 +1,1 @@
+"""Request handlers: GraphQL resolvers and the REST ingest endpoint."""

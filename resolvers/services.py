@@ -1,0 +1,26 @@
+"""What every request handler reaches: set on ``app.state.services`` by the app factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from arq.connections import ArqRedis
+from starlette.requests import Request
+
+from models.db import Database
+
+
+@dataclass(frozen=True)
+class Services:
+    db: Database
+    clock: Callable[[], datetime]
+    redis: ArqRedis
+    max_body_bytes: int
+
+
+def services_of(request: Request) -> Services:
+    found = request.app.state.services
+    assert isinstance(found, Services)
+    return found

@@ -1,0 +1,164 @@
+"""Fixtures: every storage test runs on SQLite + embedded Redis, and also on PostgreSQL +
+Redis when METERLINE_TEST_POSTGRES_URL / METERLINE_TEST_REDIS_URL are set."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_sync
+from arq.connections import ArqRedis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from meterline.app import create_app
+from meterline.clock import FixedClock
+from meterline.embedded_redis import EmbeddedRedis
+from meterline.settings import Settings
+from models.db import Database
+from models.migrate import upgrade
+from models.store.api_keys import create_api_key
+from models.store.organizations import get_or_create_organization
+from models.tables import metadata
+from workers.worker import build_worker
+
+POSTGRES_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL")
+REDIS_URL = os.environ.get("METERLINE_TEST_REDIS_URL")
+BACKENDS = ["sqlite"] + (["postgres"] if POSTGRES_URL and REDIS_URL else [])
+START = datetime(2026, 4, 10, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    asyncio.run(_migrate_and_dispose(db))
+    return path
+
+
+async def _migrate_and_dispose(db: Database) -> None:
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    assert POSTGRES_URL is not None
+
+    async def reset() -> None:
+        db = Database(POSTGRES_URL)
+        async with db.write() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await _migrate_and_dispose(db)
+
+    asyncio.run(reset())
+    return POSTGRES_URL
+
+
+@dataclass
+class Backend:
+    name: str
+    database_url: str
+    redis_url: str
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, tmp_path / "meterline.db")
+        url = f"sqlite+aiosqlite:///{tmp_path / 'meterline.db'}"
+        redis_url = request.getfixturevalue("embedded_redis")
+    else:
+        url = request.getfixturevalue("postgres_migrated")
+        assert REDIS_URL is not None
+        redis_url = REDIS_URL
+        asyncio.run(_truncate_all(url))
+    redis_sync.Redis.from_url(redis_url).flushdb()
+    yield Backend(request.param, url, redis_url)
+
+
+async def _truncate_all(url: str) -> None:
+    db = Database(url)
+    names = ", ".join(table.name for table in metadata.sorted_tables)
+    async with db.write() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await db.dispose()
+
+
+@dataclass
+class Env:
+    """A running app (lifespan entered) with one organization and its keys."""
+
+    backend: Backend
+    clock: FixedClock
+    client: httpx.AsyncClient
+    db: Database
+    redis: ArqRedis
+    org_id: str
+    admin_key: str
+    ingest_key: str
+    read_key: str
+
+    def write(self) -> Any:
+        return self.db.write()
+
+    def read(self) -> Any:
+        return self.db.read()
+
+    async def ingest(self, events: list[dict[str, Any]], key: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key or self.ingest_key}"}
+        return await self.client.post("/v1/ingest", json=events, headers=headers)
+
+    async def run_jobs(self) -> None:
+        """Run every queued job to completion (an ARQ worker in burst mode)."""
+        worker = build_worker(self.redis, self.db, self.clock, handle_signals=False, burst=True)
+        await worker.main()
+        await worker.close()
+
+    async def new_org(self, name: str) -> tuple[str, str]:
+        """A second organization with an admin+ingest key: (org_id, key)."""
+        async with self.write() as conn:
+            org_id = await get_or_create_organization(conn, name, self.clock())
+            _, key = await create_api_key(conn, org_id, ["admin", "ingest"], self.clock())
+        return org_id, key
+
+
+@pytest.fixture
+async def env(backend: Backend) -> AsyncIterator[Env]:
+    clock = FixedClock(START)
+    settings = Settings(database_url=backend.database_url, redis_url=backend.redis_url)
+    app = create_app(settings, clock)
+    async with app.router.lifespan_context(app):
+        services = app.state.services
+        async with services.db.write() as conn:
+            org_id = await get_or_create_organization(conn, "Acme", clock())
+            keys = [
+                (await create_api_key(conn, org_id, scopes, clock()))[1]
+                for scopes in (["admin"], ["ingest"], ["read"])
+            ]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://meterline") as client:
+            yield Env(backend, clock, client, services.db, services.redis, org_id, *keys)
+
+
+async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:
+    return (await conn.execute(text(sql), params)).scalar()

@@ -1,0 +1,1 @@
+"""ARQ jobs and the worker that runs them."""
