@@ -16,6 +16,7 @@ from starlette.routing import Route
 from meterline.clock import SystemClock
 from meterline.settings import Settings
 from models.db import Database
+from resolvers.graphql.app import graphql_app
 from resolvers.http import json_response
 from resolvers.ingest import ingest
 from resolvers.services import Services, services_of
@@ -75,5 +76,6 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/v1/ingest", ingest, methods=["POST"]),
+        Route("/graphql", graphql_app(production=settings.is_production)),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

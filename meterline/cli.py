@@ -23,6 +23,7 @@ from models.db import Database
 from models.migrate import upgrade
 from models.store.api_keys import create_api_key
 from models.store.organizations import get_or_create_organization
+from resolvers.graphql.app import schema_sdl
 from workers.worker import build_worker
 
 app = typer.Typer(help="Meterline: usage-based billing engine.", no_args_is_help=True)
@@ -139,7 +140,9 @@ def export_schema(
     ),
 ) -> None:
     """Write the GraphQL schema (SDL)."""
-    from schema.export import schema_sdl
-
     output.write_text(schema_sdl())
     console.print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    app()

@@ -11,11 +11,13 @@ import sqlite3
 from decimal import Decimal
 from typing import Any
 
+from billing.metering import EXACT
+
 
 def _dec_add(a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return b if a is None else a
-    return str(Decimal(a) + Decimal(b))
+    return str(EXACT.add(Decimal(a), Decimal(b)))
 
 
 def _dec_max(a: str | None, b: str | None) -> str | None:
@@ -30,7 +32,8 @@ class _DecSum:
 
     def step(self, value: str | None) -> None:
         if value is not None:
-            self.total = Decimal(value) if self.total is None else self.total + Decimal(value)
+            value_ = Decimal(value)
+            self.total = value_ if self.total is None else EXACT.add(self.total, value_)
 
     def finalize(self) -> str | None:
         return None if self.total is None else str(self.total)
@@ -53,5 +56,5 @@ class DecimalConnection(sqlite3.Connection):
         super().__init__(*args, **kwargs)
         self.create_function("dec_add", 2, _dec_add, deterministic=True)
         self.create_function("dec_max", 2, _dec_max, deterministic=True)
-        self.create_aggregate("dec_sum", 1, _DecSum)
-        self.create_aggregate("dec_max_agg", 1, _DecMaxAgg)
+        self.create_aggregate("dec_sum", 1, _DecSum)  # type: ignore[arg-type]
+        self.create_aggregate("dec_max_agg", 1, _DecMaxAgg)  # type: ignore[arg-type]

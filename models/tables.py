@@ -1,5 +1,6 @@
 """Every table, imported once so ``SQLModel.metadata`` is complete (Alembic reads it)."""
 
+from sqlalchemy import Table
 from sqlmodel import SQLModel
 
 from models.customers import Customer, CustomerIngestKey
@@ -8,6 +9,13 @@ from models.organizations import ApiKey, Organization
 from models.usage import EventDedupe, UsageDistinct, UsageEventRow, UsageRollup
 
 metadata = SQLModel.metadata
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel class (the store writes Core SQL against it)."""
+    found: Table = model.__table__  # type: ignore[attr-defined]
+    return found
+
 
 __all__ = [
     "ApiKey",
@@ -20,4 +28,5 @@ __all__ = [
     "UsageEventRow",
     "UsageRollup",
     "metadata",
+    "table",
 ]

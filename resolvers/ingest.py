@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from billing.events import Rejection, validate_event
+from billing.events import Rejection, storable, validate_event
 from billing.metering import UsageEvent
 from models.store.api_keys import record_use
 from models.store.ingest import BatchOutcome, record_batch
@@ -41,7 +41,7 @@ def report(
 ) -> dict[str, Any]:
     def tx(index: int) -> Any:
         value = raw[index].get("transaction_id")
-        return value if isinstance(value, str) else None
+        return value if isinstance(value, str) and storable(value) else None
 
     warnings = [
         {

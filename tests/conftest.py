@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ import pytest
 import redis as redis_sync
 from arq.connections import ArqRedis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from meterline.app import create_app
 from meterline.clock import FixedClock
@@ -59,18 +61,33 @@ async def _migrate_and_dispose(db: Database) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
+def postgres_migrated() -> Iterator[str]:
+    """A private database for this test session (parallel sessions never collide)."""
     assert POSTGRES_URL is not None
+    server = make_url(Database(POSTGRES_URL).url)
+    name = f"meterline_test_{os.getpid()}_{secrets.token_hex(3)}"
 
-    async def reset() -> None:
-        db = Database(POSTGRES_URL)
-        async with db.write() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await _migrate_and_dispose(db)
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+        await engine.dispose()
 
-    asyncio.run(reset())
-    return POSTGRES_URL
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_migrate_and_dispose(Database(url)))
+    yield url
+    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def session_redis_url() -> str:
+    """The shared Redis, on a database number of this session's own (1-15)."""
+    assert REDIS_URL is not None
+    base = REDIS_URL.split("?", 1)[0].rstrip("/")
+    if base.count("/") > 2:
+        base = base.rsplit("/", 1)[0]
+    return f"{base}/{os.getpid() % 15 + 1}"
 
 
 @dataclass
@@ -89,8 +106,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
         redis_url = request.getfixturevalue("embedded_redis")
     else:
         url = request.getfixturevalue("postgres_migrated")
-        assert REDIS_URL is not None
-        redis_url = REDIS_URL
+        redis_url = request.getfixturevalue("session_redis_url")
         asyncio.run(_truncate_all(url))
     redis_sync.Redis.from_url(redis_url).flushdb()
     yield Backend(request.param, url, redis_url)

@@ -12,18 +12,18 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.ids import new_id
 from models.organizations import ApiKey
+from models.tables import table
 
 SCOPES = ("admin", "read", "ingest")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
-api_keys: Any = ApiKey.__table__
+api_keys = table(ApiKey)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,10 +12,11 @@ from models.metrics import BillableMetric
 from models.store import dialect
 from models.store import rollups as rollup_store
 from models.store.metrics import definition_from_json
+from models.tables import table
 from models.usage import UsageEventRow
 
-metrics: Any = BillableMetric.__table__
-events: Any = UsageEventRow.__table__
+metrics = table(BillableMetric)
+events = table(UsageEventRow)
 BATCH = 2000
 
 

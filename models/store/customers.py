@@ -16,11 +16,12 @@ from models.ids import new_id
 from models.store import dialect
 from models.store import rollups as rollup_store
 from models.store.metrics import stored_metrics
+from models.tables import table
 from models.usage import UsageEventRow
 
-customers: Any = Customer.__table__
-ingest_keys: Any = CustomerIngestKey.__table__
-events: Any = UsageEventRow.__table__
+customers = table(Customer)
+ingest_keys = table(CustomerIngestKey)
+events = table(UsageEventRow)
 
 
 async def resolve_customers(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from models.organizations import Organization
+from models.tables import table
 
 
 def is_sqlite(conn: AsyncConnection) -> bool:
@@ -47,6 +48,6 @@ async def lock_organization(conn: AsyncConnection, org_id: str, *, exclusive: bo
     """
     if is_sqlite(conn):
         return
-    table: Any = Organization.__table__
-    query = select(table.c.id).where(table.c.id == org_id)
+    organizations = table(Organization)
+    query = select(organizations.c.id).where(organizations.c.id == org_id)
     await conn.execute(query.with_for_update(read=not exclusive))

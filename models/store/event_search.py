@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from billing.metering import match_event
 from models.store import rollups as rollup_store
 from models.store.metrics import stored_metrics
+from models.tables import table
 from models.usage import EventDedupe, UsageEventRow
 
-dedupe: Any = EventDedupe.__table__
-events: Any = UsageEventRow.__table__
+dedupe = table(EventDedupe)
+events = table(UsageEventRow)
 MAX_SEARCH = 100
 
 

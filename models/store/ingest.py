@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,10 +20,11 @@ from models.store import dialect
 from models.store import rollups as rollup_store
 from models.store.customers import resolve_customers
 from models.store.metrics import active_metrics
+from models.tables import table
 from models.usage import EventDedupe, UsageEventRow
 
-dedupe: Any = EventDedupe.__table__
-events: Any = UsageEventRow.__table__
+dedupe = table(EventDedupe)
+events = table(UsageEventRow)
 
 
 @dataclass

@@ -19,10 +19,11 @@ from billing.metering import (
 from models.ids import new_id
 from models.metrics import BillableMetric
 from models.store import dialect
+from models.tables import table
 from models.usage import UsageEventRow
 
-metrics: Any = BillableMetric.__table__
-events: Any = UsageEventRow.__table__
+metrics = table(BillableMetric)
+events = table(UsageEventRow)
 
 
 def _tuple(values: Any) -> tuple[str, ...] | None:

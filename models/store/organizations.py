@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.ids import new_id
 from models.organizations import Organization
 from models.store import dialect
+from models.tables import table
 
-organizations: Any = Organization.__table__
+organizations = table(Organization)
 
 
 async def get_or_create_organization(conn: AsyncConnection, name: str, now: datetime) -> str:

@@ -29,14 +29,15 @@ from billing.metering import (
     match_event,
 )
 from models.store import dialect
+from models.tables import table
 from models.usage import UsageDistinct, UsageEventRow, UsageRollup
 
 HOUR = timedelta(hours=1)
 UPSERT_CHUNK = 400
 
-rollups: Any = UsageRollup.__table__
-distinct: Any = UsageDistinct.__table__
-events: Any = UsageEventRow.__table__
+rollups = table(UsageRollup)
+distinct = table(UsageDistinct)
+events = table(UsageEventRow)
 
 WindowPartials = dict[str, list[tuple[GroupValues, RollupPartial]]]
 

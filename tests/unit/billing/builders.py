@@ -5,10 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from billing.catalog import PriceSpec, Product, ProductType, Rate, RateCard, RateType, Tier, TierMode
+from billing.catalog import (
+    PriceSpec,
+    Product,
+    ProductType,
+    Rate,
+    RateCard,
+    RateType,
+    Tier,
+    TierMode,
+)
 from billing.contracts import Contract
 from billing.invoicing import BillingContext
-from billing.metering import AggregationType, GroupValues, MetricDefinition, PropertyFilter, RollupPartial
+from billing.metering import (
+    AggregationType,
+    GroupValues,
+    MetricDefinition,
+    PropertyFilter,
+    RollupPartial,
+)
 
 D = Decimal
 
@@ -31,7 +46,9 @@ METRIC = MetricDefinition(
 
 
 def usage_product(product_id: str = "p", **kwargs: object) -> Product:
-    return Product(product_id, product_id.upper(), ProductType.USAGE, billable_metric_id="m", **kwargs)  # type: ignore[arg-type]
+    return Product(
+        product_id, product_id.upper(), ProductType.USAGE, billable_metric_id="m", **kwargs
+    )  # type: ignore[arg-type]
 
 
 def flat(price: str) -> PriceSpec:
@@ -46,7 +63,9 @@ def tiered(mode: TierMode, *tiers: tuple[str, str | None]) -> PriceSpec:
     )
 
 
-def rate(product_id: str, spec: PriceSpec, start: datetime = at(2026, 1, 1), **kwargs: object) -> Rate:
+def rate(
+    product_id: str, spec: PriceSpec, start: datetime = at(2026, 1, 1), **kwargs: object
+) -> Rate:
     return Rate(product_id, start, spec, **kwargs)  # type: ignore[arg-type]
 
 

@@ -89,7 +89,10 @@ def metric_of(raw: Raw) -> MetricDefinition:
         ),
         property_filters=tuple(
             PropertyFilter(
-                pf["name"], pf.get("exists"), _tuple(pf.get("in_values")), _tuple(pf.get("not_in_values"))
+                pf["name"],
+                pf.get("exists"),
+                _tuple(pf.get("in_values")),
+                _tuple(pf.get("not_in_values")),
             )
             for pf in raw.get("property_filters", [])
         ),
@@ -115,7 +118,9 @@ def product_of(raw: Raw) -> Product:
         ),
         quantity_rounding=None
         if rounding is None
-        else QuantityRounding(rounding["decimal_places"], RoundingMethod(rounding["rounding_method"])),
+        else QuantityRounding(
+            rounding["decimal_places"], RoundingMethod(rounding["rounding_method"])
+        ),
         composite_product_ids=tuple(raw.get("composite_products", [])),
     )
 
@@ -235,7 +240,11 @@ def contract_of(raw: Raw) -> Contract:
         ),
         scheduled_charges=tuple(
             ScheduledCharge(
-                f"{ref}/scheduled/{i}", c["product"], ts(c["timestamp"]), Decimal(c["amount"]), c["name"]
+                f"{ref}/scheduled/{i}",
+                c["product"],
+                ts(c["timestamp"]),
+                Decimal(c["amount"]),
+                c["name"],
             )
             for i, c in enumerate(raw.get("scheduled_charges", []))
         ),
@@ -276,7 +285,9 @@ class World:
     events: list[Stored] = field(default_factory=list)
     finalized: dict[tuple[str, datetime], Invoice] = field(default_factory=dict)
     ledgers: dict[str, list[LedgerEntry]] = field(default_factory=dict)
-    alert_states: dict[tuple[str, str], dict[GroupValues, AlertStatus]] = field(default_factory=dict)
+    alert_states: dict[tuple[str, str], dict[GroupValues, AlertStatus]] = field(
+        default_factory=dict
+    )
     notifications: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -314,9 +325,11 @@ class World:
     def usage(self, customer_id: str, period: Period, now: datetime) -> Usage:
         found: dict[str, list[tuple[GroupValues, RollupPartial]]] = {}
         for stored in self.events:
-            if stored.customer_id != customer_id or not counts_toward(
-                period, stored.event.timestamp, stored.received_at, GRACE
-            ) or stored.received_at > now:
+            if (
+                stored.customer_id != customer_id
+                or not counts_toward(period, stored.event.timestamp, stored.received_at, GRACE)
+                or stored.received_at > now
+            ):
                 continue
             for metric in self.metrics.values():
                 result = match_event(metric, stored.event)
@@ -341,7 +354,9 @@ class World:
         ]
 
     def drafts(self, contract: Contract, now: datetime) -> tuple[Invoice, ...]:
-        windows = [(p, self.usage(contract.customer_id, p, now)) for p in self.open_periods(contract, now)]
+        windows = [
+            (p, self.usage(contract.customer_id, p, now)) for p in self.open_periods(contract, now)
+        ]
         return assemble_open(self.context(contract), windows, self.ledgers)
 
     def run_jobs(self, now: datetime) -> None:
@@ -364,7 +379,9 @@ class World:
             if contract.customer_id != customer_id:
                 continue
             pending = [d for inv in self.drafts(contract, now) for d in inv.deductions]
-            result += balance_views(contract_segments(contract, now + timedelta(microseconds=1)), self.ledgers, pending)
+            result += balance_views(
+                contract_segments(contract, now + timedelta(microseconds=1)), self.ledgers, pending
+            )
         return result
 
     def snapshot(self, customer_id: str, now: datetime) -> CustomerSnapshot:

@@ -48,14 +48,18 @@ def test_add_months_clamps_to_month_end_and_handles_leap_years() -> None:
 
 
 def test_contract_start_anchor_on_the_31st_never_drifts() -> None:
-    schedule = schedule_for(at(2024, 1, 31), None, BillingFrequency.MONTHLY, BillingAnchor.CONTRACT_START)
+    schedule = schedule_for(
+        at(2024, 1, 31), None, BillingFrequency.MONTHLY, BillingAnchor.CONTRACT_START
+    )
     starts = [p.starting_at for p in periods(schedule, at(2024, 5, 1))]
     assert starts == [at(2024, 1, 31), at(2024, 2, 29), at(2024, 3, 31), at(2024, 4, 30)]
 
 
 def test_first_of_month_cuts_the_first_period_at_the_contract_start() -> None:
     start = datetime(2026, 3, 15, 12, tzinfo=UTC)
-    schedule = schedule_for(start, at(2026, 5, 10), BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH)
+    schedule = schedule_for(
+        start, at(2026, 5, 10), BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH
+    )
     assert list(periods(schedule, at(2027, 1, 1))) == [
         Period(start, at(2026, 4, 1)),
         Period(at(2026, 4, 1), at(2026, 5, 1)),
@@ -78,7 +82,9 @@ def test_quarterly_and_annual_count_from_the_start_month(
 
 
 def test_period_at_finds_the_period_and_none_outside_the_contract() -> None:
-    schedule = schedule_for(at(2026, 3, 1), at(2026, 6, 1), BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH)
+    schedule = schedule_for(
+        at(2026, 3, 1), at(2026, 6, 1), BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH
+    )
     assert period_at(schedule, at(2026, 4, 30, 23)) == Period(at(2026, 4, 1), at(2026, 5, 1))
     assert period_at(schedule, at(2026, 2, 28)) is None
     assert period_at(schedule, at(2026, 6, 1)) is None
@@ -87,12 +93,16 @@ def test_period_at_finds_the_period_and_none_outside_the_contract() -> None:
 
 def test_schedules_reject_naive_or_non_utc_times_and_inverted_ranges() -> None:
     with pytest.raises(ValidationError, match="starting_at"):
-        schedule_for(datetime(2026, 3, 1), None, BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH)
+        schedule_for(
+            datetime(2026, 3, 1), None, BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH
+        )
     plus_two = datetime(2026, 3, 1, tzinfo=timezone(timedelta(hours=2)))
     with pytest.raises(ValidationError, match="starting_at"):
         schedule_for(plus_two, None, BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH)
     with pytest.raises(ValidationError, match="ending_before"):
-        schedule_for(at(2026, 3, 1), at(2026, 3, 1), BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH)
+        schedule_for(
+            at(2026, 3, 1), at(2026, 3, 1), BillingFrequency.MONTHLY, BillingAnchor.FIRST_OF_MONTH
+        )
 
 
 def test_proration_is_seconds_remaining_over_seconds_in_period() -> None:

@@ -73,11 +73,18 @@ def _draft(world: World, contract_ref: str, start: str, now: Any) -> Invoice:
 
 
 def _notification_key(message: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (message["type"], message.get("alert"), message.get("customer"),
-            message.get("contract"), tuple(sorted((message.get("group") or {}).items())))
+    return (
+        message["type"],
+        message.get("alert"),
+        message.get("customer"),
+        message.get("contract"),
+        tuple(sorted((message.get("group") or {}).items())),
+    )
 
 
-def check_webhooks(expected: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, Any]]) -> None:
+def check_webhooks(
+    expected: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, Any]]
+) -> None:
     actual = sorted(
         _notification_key({k: m.get(k) for k in ("type", "alert", "customer", "contract", "group")})
         for m in sent
@@ -115,7 +122,9 @@ def test_scenario_numbers_come_out_of_the_core(path: Path) -> None:
         world.run_jobs(now)
         expect = step["expect"]
         for wanted in expect.get("draft_invoices", []):
-            check_invoice(wanted, _draft(world, wanted["contract"], wanted["period_starting_at"], now))
+            check_invoice(
+                wanted, _draft(world, wanted["contract"], wanted["period_starting_at"], now)
+            )
         for wanted in expect.get("finalized_invoices", []):
             key = (wanted["contract"], ts(wanted["period_starting_at"]))
             invoice = world.finalized[key]
@@ -126,10 +135,14 @@ def test_scenario_numbers_come_out_of_the_core(path: Path) -> None:
                 period = (invoice.starting_at, invoice.ending_before)
                 from billing.periods import Period
 
-                assert world.late_events(contract.customer_id, Period(*period)) == wanted["late_events"]
+                assert (
+                    world.late_events(contract.customer_id, Period(*period))
+                    == wanted["late_events"]
+                )
         for wanted in expect.get("balances", []):
             views = [
-                v for v in world.views(wanted["customer"], now)
+                v
+                for v in world.views(wanted["customer"], now)
                 if v.segment.name == wanted["name"] and v.segment.live_at(now)
             ]
             assert views, wanted

@@ -1,0 +1,49 @@
+"""Money: currency minor units and the one rounding policy.
+
+Amounts are ``Decimal`` in the currency's major unit (USD dollars, JPY yen). Arithmetic is
+exact; the only rounding of money is :func:`round_money`: ROUND_HALF_UP to the currency's
+minor unit, applied once per invoice line (and per tier of a graduated line).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from billing.errors import ValidationError
+
+ZERO = Decimal(0)
+
+MINOR_UNITS: dict[str, int] = {
+    "AED": 2, "ARS": 2, "AUD": 2, "BGN": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2,
+    "CLP": 0, "CNY": 2, "COP": 2, "CZK": 2, "DKK": 2, "EGP": 2, "EUR": 2, "GBP": 2,
+    "HKD": 2, "HUF": 2, "IDR": 2, "ILS": 2, "INR": 2, "ISK": 0, "JOD": 3, "JPY": 0,
+    "KRW": 0, "KWD": 3, "MXN": 2, "MYR": 2, "NGN": 2, "NOK": 2, "NZD": 2, "OMR": 3,
+    "PHP": 2, "PKR": 2, "PLN": 2, "RON": 2, "SAR": 2, "SEK": 2, "SGD": 2, "THB": 2,
+    "TND": 3, "TRY": 2, "TWD": 2, "UAH": 2, "UGX": 0, "USD": 2, "VND": 0, "XAF": 0,
+    "XOF": 0, "ZAR": 2,
+}  # fmt: skip
+"""ISO 4217 minor-unit exponents of the supported currencies."""
+
+
+def minor_units(currency: str) -> int:
+    """Number of decimal places of ``currency``'s minor unit (USD 2, JPY 0, KWD 3).
+
+    Raises ``ValidationError("currency", ...)`` for a code outside :data:`MINOR_UNITS`.
+    """
+    try:
+        return MINOR_UNITS[currency]
+    except KeyError:
+        raise ValidationError("currency", f"unsupported ISO 4217 currency {currency!r}") from None
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` rounded ROUND_HALF_UP to ``currency``'s minor unit (0.125 USD → 0.13).
+
+    The result always carries exactly the minor-unit exponent (``Decimal("6.00")``).
+    """
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+
+
+def zero(currency: str) -> Decimal:
+    """Zero with ``currency``'s minor-unit exponent (``0.00`` for USD)."""
+    return round_money(ZERO, currency)

@@ -1,0 +1,1 @@
+"""The GraphQL endpoint: schema assembly, request context and resolvers."""

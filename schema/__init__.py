@@ -1,0 +1,1 @@
+"""GraphQL vocabulary: Strawberry types, inputs, enums and scalars (no I/O here)."""
