@@ -3,6 +3,8 @@
 from sqlalchemy import Table
 from sqlmodel import SQLModel
 
+from models.catalog import ProductRow, RateCardRow, RateRow, UniquenessKey
+from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer, CustomerIngestKey
 from models.metrics import BillableMetric
 from models.organizations import ApiKey, Organization
@@ -20,10 +22,16 @@ def table(model: type[SQLModel]) -> Table:
 __all__ = [
     "ApiKey",
     "BillableMetric",
+    "ContractEdit",
+    "ContractRow",
     "Customer",
     "CustomerIngestKey",
     "EventDedupe",
     "Organization",
+    "ProductRow",
+    "RateCardRow",
+    "RateRow",
+    "UniquenessKey",
     "UsageDistinct",
     "UsageEventRow",
     "UsageRollup",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Numeric, Table, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
@@ -24,7 +24,10 @@ def insert(conn: AsyncConnection, table: Table) -> Any:
 
 def dec_add(conn: AsyncConnection, a: Any, b: Any) -> ColumnElement[Any]:
     """Exact decimal ``a + b`` (NULL-tolerant on SQLite's decimal text)."""
-    return func.dec_add(a, b) if is_sqlite(conn) else a + b
+    if is_sqlite(conn):
+        return func.dec_add(a, b)
+    # ExactDecimal's Python-side type is a string type; add as NUMERIC, not as text (||)
+    return type_coerce(a, Numeric()) + type_coerce(b, Numeric())
 
 
 def dec_greatest(conn: AsyncConnection, a: Any, b: Any) -> ColumnElement[Any]:
