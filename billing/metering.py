@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
+from functools import cached_property
 
 from billing.errors import ValidationError
 
@@ -64,7 +65,7 @@ class MetricDefinition:
     aggregation_key: str | None = None
     group_keys: tuple[tuple[str, ...], ...] = ()
 
-    @property
+    @cached_property
     def rollup_keys(self) -> tuple[str, ...]:
         """Sorted union of every property named in the compound group keys."""
         return tuple(sorted({key for compound in self.group_keys for key in compound}))

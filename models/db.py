@@ -8,6 +8,7 @@ writers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,6 +63,9 @@ class Database:
     def __init__(self, url: str, *, statement_timeout_ms: int = 30_000) -> None:
         self.url = normalize_url(url)
         self.dialect = make_url(self.url).get_backend_name()
+        # SQLite has one write lock: queue this process's writers here rather than in
+        # SQLite's busy handler, which sleeps up to 100 ms between tries.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         if self.dialect == "sqlite":
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
@@ -86,7 +90,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A unit of work: commits when the block ends, rolls back on error."""
-        async with self._writer.begin() as connection:
+        if self._write_lock is None:
+            async with self._writer.begin() as connection:
+                yield connection
+            return
+        async with self._write_lock, self._writer.begin() as connection:
             yield connection
 
     @asynccontextmanager

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.metering import UsageEvent
@@ -58,9 +58,18 @@ async def record_batch(
             {"org_id": org_id, "transaction_id": tx, "received_at": received_at}
             for tx in sorted(first)
         ]
-        stmt = dialect.insert(conn, dedupe).values(rows).on_conflict_do_nothing()
-        fresh = set((await conn.execute(stmt.returning(dedupe.c.transaction_id))).scalars())
+        stmt = dialect.insert(conn, dedupe).on_conflict_do_nothing()
+        inserted = await conn.execute(stmt.returning(dedupe.c.transaction_id), rows)
+        fresh = set(inserted.scalars())
     repeats = Counter(event.transaction_id for _, event in batch) - Counter(fresh)
+    if repeats:
+        # lock the counted rows in key order first: concurrent batches never deadlock
+        await conn.execute(
+            select(dedupe.c.transaction_id)
+            .where((dedupe.c.org_id == org_id) & dedupe.c.transaction_id.in_(sorted(repeats)))
+            .order_by(dedupe.c.transaction_id)
+            .with_for_update()
+        )
     for times in sorted(set(repeats.values())):
         same = sorted(tx for tx, n in repeats.items() if n == times)
         await conn.execute(
@@ -91,7 +100,7 @@ async def record_batch(
             for _, e in new_events
         ],
     )
-    contributions = []
+    contributions: list[rollup_store.Contribution] = []
     for index, event in new_events:
         outcome.accepted.append(index)
         customer_id = customer_of.get(event.customer_id)

@@ -33,7 +33,6 @@ from models.tables import table
 from models.usage import UsageDistinct, UsageEventRow, UsageRollup
 
 HOUR = timedelta(hours=1)
-UPSERT_CHUNK = 400
 
 rollups = table(UsageRollup)
 distinct = table(UsageDistinct)
@@ -116,8 +115,9 @@ def _rollup_row(
     }
 
 
-def _upsert_rollups(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Any:
-    stmt = dialect.insert(conn, rollups).values(rows)
+def _upsert_rollups(conn: AsyncConnection) -> Any:
+    """The rollup upsert, built without values so its compiled form is cached."""
+    stmt = dialect.insert(conn, rollups)
     new = stmt.excluded
     newer = and_(
         new.latest_ts_us.is_not(None),
@@ -162,8 +162,8 @@ async def apply_contributions(
         merged[key] = item.partial if previous is None else previous.merge(item.partial)
     keys = sorted(merged)
     rows = [_rollup_row(org_id, key, merged[key]) for key in keys]
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        await conn.execute(_upsert_rollups(conn, rows[start : start + UPSERT_CHUNK]))
+    if rows:
+        await conn.execute(_upsert_rollups(conn), rows)
     distinct_rows = [
         {
             "org_id": org_id,
@@ -178,9 +178,9 @@ async def apply_contributions(
         for key in keys
         for value in sorted(merged[key].distinct)
     ]
-    for start in range(0, len(distinct_rows), UPSERT_CHUNK):
-        chunk = distinct_rows[start : start + UPSERT_CHUNK]
-        await conn.execute(dialect.insert(conn, distinct).values(chunk).on_conflict_do_nothing())
+    if distinct_rows:
+        stmt = dialect.insert(conn, distinct).on_conflict_do_nothing()
+        await conn.execute(stmt, distinct_rows)
     return len(rows)
 
 
