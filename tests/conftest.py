@@ -147,8 +147,7 @@ class Env:
     async def run_jobs(self) -> None:
         """Run every queued job to completion (an ARQ worker in burst mode)."""
         worker = build_worker(self.redis, self.db, self.clock, handle_signals=False, burst=True)
-        await worker.main()
-        await worker.close()
+        await worker.main()  # burst mode: returns once the queue is empty
 
     async def new_org(self, name: str) -> tuple[str, str]:
         """A second organization with an admin+ingest key: (org_id, key)."""
