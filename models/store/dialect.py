@@ -30,6 +30,11 @@ def dec_add(conn: AsyncConnection, a: Any, b: Any) -> ColumnElement[Any]:
     return type_coerce(a, Numeric()) + type_coerce(b, Numeric())
 
 
+def code_point_order(conn: AsyncConnection, column: Any) -> Any:
+    """Compare text by code point, as Python does, whatever the database's collation."""
+    return column if is_sqlite(conn) else column.collate("C")
+
+
 def dec_greatest(conn: AsyncConnection, a: Any, b: Any) -> ColumnElement[Any]:
     return func.dec_max(a, b) if is_sqlite(conn) else func.greatest(a, b)
 

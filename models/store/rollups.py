@@ -126,7 +126,8 @@ def _upsert_rollups(conn: AsyncConnection) -> Any:
             new.latest_ts_us > rollups.c.latest_ts_us,
             and_(
                 new.latest_ts_us == rollups.c.latest_ts_us,
-                new.latest_tx > rollups.c.latest_tx,
+                dialect.code_point_order(conn, new.latest_tx)
+                > dialect.code_point_order(conn, rollups.c.latest_tx),
             ),
         ),
     )
@@ -264,7 +265,10 @@ async def _add_full_buckets(
             func.row_number()
             .over(
                 partition_by=(rollups.c.metric_id, rollups.c.group_hash),
-                order_by=(rollups.c.latest_ts_us.desc(), rollups.c.latest_tx.desc()),
+                order_by=(
+                    rollups.c.latest_ts_us.desc(),
+                    dialect.code_point_order(conn, rollups.c.latest_tx).desc(),
+                ),
             )
             .label("rank")
         )
