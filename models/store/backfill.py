@@ -11,7 +11,7 @@ from billing.events import DEDUPE_WINDOW
 from models.metrics import BillableMetric
 from models.store import dialect
 from models.store import rollups as rollup_store
-from models.store.metrics import definition_from_json
+from models.store.metrics import metric_from_document
 from models.tables import table
 from models.usage import UsageEventRow
 
@@ -34,7 +34,7 @@ async def backfill_metric(
     if row is None or row.backfilled_at is not None:
         return None
     await dialect.lock_organization(conn, row.org_id, exclusive=True)
-    definition = definition_from_json(row.id, row.name, row.definition)
+    definition = metric_from_document(row.id, row.definition)
     where = (
         (events.c.org_id == row.org_id)
         & (events.c.id <= row.backfill_watermark)

@@ -9,13 +9,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from billing.metering import (
-    AggregationType,
-    EventTypeFilter,
-    MetricDefinition,
-    PropertyFilter,
-    validate_metric,
-)
+from billing.metering import MetricDefinition, validate_metric
+from models.codec import decode, to_json
 from models.ids import new_id
 from models.metrics import BillableMetric
 from models.store import dialect
@@ -26,55 +21,9 @@ metrics = table(BillableMetric)
 events = table(UsageEventRow)
 
 
-def _tuple(values: Any) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
-
-
-def definition_from_json(metric_id: str, name: str, data: dict[str, Any]) -> MetricDefinition:
-    etf = data.get("event_type_filter") or {}
-    return MetricDefinition(
-        id=metric_id,
-        name=name,
-        aggregation_type=AggregationType(data["aggregation_type"]),
-        event_type_filter=EventTypeFilter(
-            _tuple(etf.get("in_values")), _tuple(etf.get("not_in_values"))
-        ),
-        property_filters=tuple(
-            PropertyFilter(
-                name=pf["name"],
-                exists=pf.get("exists"),
-                in_values=_tuple(pf.get("in_values")),
-                not_in_values=_tuple(pf.get("not_in_values")),
-            )
-            for pf in data.get("property_filters") or ()
-        ),
-        aggregation_key=data.get("aggregation_key"),
-        group_keys=tuple(tuple(k) for k in data.get("group_keys") or ()),
-    )
-
-
-def definition_to_json(metric: MetricDefinition) -> dict[str, Any]:
-    def lst(values: tuple[str, ...] | None) -> list[str] | None:
-        return None if values is None else list(values)
-
-    return {
-        "aggregation_type": metric.aggregation_type.value,
-        "event_type_filter": {
-            "in_values": lst(metric.event_type_filter.in_values),
-            "not_in_values": lst(metric.event_type_filter.not_in_values),
-        },
-        "property_filters": [
-            {
-                "name": pf.name,
-                "exists": pf.exists,
-                "in_values": lst(pf.in_values),
-                "not_in_values": lst(pf.not_in_values),
-            }
-            for pf in metric.property_filters
-        ],
-        "aggregation_key": metric.aggregation_key,
-        "group_keys": [list(k) for k in metric.group_keys],
-    }
+def metric_from_document(metric_id: str, document: dict[str, Any]) -> MetricDefinition:
+    """A stored metric document (``models.codec``) as the core's definition."""
+    return decode(MetricDefinition, {**document, "id": metric_id})
 
 
 async def create_metric(
@@ -96,7 +45,7 @@ async def create_metric(
             id=metric_id,
             org_id=org_id,
             name=metric.name,
-            definition=definition_to_json(metric),
+            definition=to_json(metric),
             created_at=now,
             backfill_watermark=int(watermark or 0),
         )
@@ -124,7 +73,7 @@ async def stored_metrics(conn: AsyncConnection, org_id: str) -> list[StoredMetri
     )
     return [
         StoredMetric(
-            definition_from_json(r.id, r.name, r.definition),
+            metric_from_document(r.id, r.definition),
             r.backfill_watermark,
             r.backfilled_at is not None,
         )

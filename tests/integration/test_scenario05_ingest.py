@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from billing.metering import AggregationType, EventTypeFilter, MetricDefinition, PropertyFilter
+from billing.metering import MetricDefinition
+from models.codec import decode
 from tests.conftest import Env
 from tests.integration.support import add_customer, add_metric, quantity_total, window
 
@@ -22,33 +23,6 @@ SCENARIO = SCENARIOS / "05_ingest_validation.json"
 
 def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def tuple_or_none(values: Any) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
-
-
-def metric_from_json(spec: dict[str, Any]) -> MetricDefinition:
-    etf = spec.get("event_type_filter") or {}
-    return MetricDefinition(
-        id="",
-        name=spec["name"],
-        aggregation_type=AggregationType(spec["aggregation_type"]),
-        event_type_filter=EventTypeFilter(
-            tuple_or_none(etf.get("in_values")), tuple_or_none(etf.get("not_in_values"))
-        ),
-        property_filters=tuple(
-            PropertyFilter(
-                name=pf["name"],
-                exists=pf.get("exists"),
-                in_values=tuple_or_none(pf.get("in_values")),
-                not_in_values=tuple_or_none(pf.get("not_in_values")),
-            )
-            for pf in spec.get("property_filters") or ()
-        ),
-        aggregation_key=spec.get("aggregation_key"),
-        group_keys=tuple(tuple(k) for k in spec.get("group_keys") or ()),
-    )
 
 
 @pytest.fixture
@@ -65,7 +39,8 @@ def pairs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def test_scenario_05_ingest_expectations(env: Env, scenario: dict[str, Any]) -> None:
     setup = scenario["setup"]
     metrics = {
-        m["ref"]: await add_metric(env, metric_from_json(m)) for m in setup["billable_metrics"]
+        m["ref"]: await add_metric(env, decode(MetricDefinition, {**m, "id": ""}))
+        for m in setup["billable_metrics"]
     }
     customers = {
         c["ref"]: await add_customer(env, c["name"], c.get("ingest_aliases", []))
