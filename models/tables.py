@@ -3,6 +3,7 @@
 from sqlalchemy import Table
 from sqlmodel import SQLModel
 
+from models.audit import AuditEntry
 from models.catalog import ProductRow, RateCardRow, RateRow, UniquenessKey
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer, CustomerIngestKey
@@ -21,6 +22,7 @@ def table(model: type[SQLModel]) -> Table:
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "BillableMetric",
     "ContractEdit",
     "ContractRow",

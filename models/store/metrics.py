@@ -14,6 +14,7 @@ from models.codec import decode, to_json
 from models.ids import new_id
 from models.metrics import BillableMetric
 from models.store import dialect
+from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 from models.usage import UsageEventRow
 
@@ -27,7 +28,11 @@ def metric_from_document(metric_id: str, document: dict[str, Any]) -> MetricDefi
 
 
 async def create_metric(
-    conn: AsyncConnection, org_id: str, metric: MetricDefinition, now: datetime
+    conn: AsyncConnection,
+    org_id: str,
+    metric: MetricDefinition,
+    now: datetime,
+    uniqueness_key: str | None = None,
 ) -> str:
     """Validate and store a metric; returns its id. Enqueue ``backfill_metric`` after commit.
 
@@ -37,6 +42,7 @@ async def create_metric(
     validate_metric(metric)
     await dialect.lock_organization(conn, org_id, exclusive=True)
     metric_id = new_id("bm")
+    await claim_uniqueness_key(conn, org_id, "billable_metric", uniqueness_key, metric_id)
     watermark = await conn.scalar(
         select(func.coalesce(func.max(events.c.id), 0)).where(events.c.org_id == org_id)
     )
@@ -90,3 +96,30 @@ async def archive_metric(conn: AsyncConnection, org_id: str, metric_id: str, now
         (metrics.c.id == metric_id) & (metrics.c.org_id == org_id) & metrics.c.archived_at.is_(None)
     )
     return bool((await conn.execute(query.values(archived_at=now))).rowcount)
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    definition: MetricDefinition
+    created_at: datetime
+    archived_at: datetime | None
+
+
+async def list_metrics(
+    conn: AsyncConnection,
+    org_id: str,
+    *,
+    include_archived: bool = False,
+    metric_id: str | None = None,
+) -> list[MetricRecord]:
+    """The organization's metrics (or the one ``metric_id``), oldest first."""
+    where = metrics.c.org_id == org_id
+    if not include_archived:
+        where &= metrics.c.archived_at.is_(None)
+    if metric_id is not None:
+        where &= metrics.c.id == metric_id
+    query = select(metrics).where(where).order_by(metrics.c.created_at, metrics.c.id)
+    return [
+        MetricRecord(metric_from_document(r.id, r.definition), r.created_at, r.archived_at)
+        for r in await conn.execute(query)
+    ]

@@ -10,7 +10,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.graphql.context import build_context
-from resolvers.graphql.queries import Query
+from resolvers.graphql.queries import Mutation, Query
 
 MAX_DEPTH = 12
 MAX_TOKENS = 5000
@@ -20,6 +20,7 @@ MAX_ALIASES = 30
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=True),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),

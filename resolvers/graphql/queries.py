@@ -8,8 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from models.store.organizations import get_organization
+from resolvers.graphql import metrics
 from resolvers.graphql.context import Context, require
 from schema.errors import graphql_error
+from schema.metrics import BillableMetric
 from schema.organization import Organization
 
 
@@ -23,3 +25,18 @@ class Query:
         if found is None:
             raise graphql_error("NOT_FOUND", "organization not found")
         return Organization(id=strawberry.ID(found.id), name=found.name)
+
+    billable_metrics: list[BillableMetric] = strawberry.field(
+        resolver=metrics.billable_metrics, description="The organization's billable metrics."
+    )
+
+
+@strawberry.type
+class Mutation:
+    create_billable_metric: BillableMetric = strawberry.field(
+        resolver=metrics.create_billable_metric,
+        description="Create a billable metric; stored events of the last 34 days are back-filled.",
+    )
+    archive_billable_metric: BillableMetric = strawberry.field(
+        resolver=metrics.archive_billable_metric
+    )
