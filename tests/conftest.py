@@ -19,7 +19,7 @@ import redis as redis_sync
 from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from meterline.app import create_app
 from meterline.clock import FixedClock
@@ -173,7 +173,3 @@ async def env(backend: Backend) -> AsyncIterator[Env]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://meterline") as client:
             yield Env(backend, clock, client, services.db, services.redis, org_id, *keys)
-
-
-async def scalar(conn: AsyncConnection, sql: str, **params: Any) -> Any:
-    return (await conn.execute(text(sql), params)).scalar()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
@@ -32,7 +33,7 @@ async def create_product(
     uniqueness_key: str | None = None,
 ) -> Product:
     """Store a new product (its ``id`` is assigned here) after the core validated it."""
-    stored = Product(**{**product.__dict__, "id": new_id("prod")})
+    stored = replace(product, id=new_id("prod"))
     metrics = {m.id: m for m in await active_metrics(conn, org_id)}
     validate_product(stored, metrics)
     known = await list_products(conn, org_id)
@@ -79,38 +80,44 @@ async def create_rate_card(
             id=card_id, org_id=org_id, name=name, currency=currency, created_at=now
         )
     )
-    for rate in rate_list:
-        await add_rate(conn, org_id, card_id, rate, now)
-    return await load_rate_card(conn, org_id, card_id)
+    stored = await add_rates(conn, org_id, card_id, rate_list, now)
+    return RateCard(id=card_id, name=name, currency=currency, rates=tuple(stored))
 
 
-async def add_rate(
-    conn: AsyncConnection, org_id: str, rate_card_id: str, rate: Rate, now: datetime
-) -> Rate:
-    card = (
-        await conn.execute(
-            select(rate_cards.c.currency).where(
-                (rate_cards.c.id == rate_card_id) & (rate_cards.c.org_id == org_id)
-            )
-        )
-    ).scalar()
-    if card is None:
-        raise NotFoundError(f"rate_card_id: no rate card {rate_card_id!r}")
-    product = next((p for p in await list_products(conn, org_id) if p.id == rate.product_id), None)
-    if product is None:
-        raise NotFoundError(f"product_id: no product {rate.product_id!r}")
-    stored = Rate(**{**rate.__dict__, "id": new_id("rate")})
-    validate_rate(stored, product, card)
-    await conn.execute(
-        rates.insert().values(
-            id=stored.id,
-            org_id=org_id,
-            rate_card_id=rate_card_id,
-            product_id=stored.product_id,
-            document=to_json(stored),
-            created_at=now,
+async def add_rates(
+    conn: AsyncConnection, org_id: str, rate_card_id: str, rate_list: Sequence[Rate], now: datetime
+) -> list[Rate]:
+    """Validate and store rates (ids assigned here) on a rate card of ``org_id``."""
+    currency = await conn.scalar(
+        select(rate_cards.c.currency).where(
+            (rate_cards.c.id == rate_card_id) & (rate_cards.c.org_id == org_id)
         )
     )
+    if currency is None:
+        raise NotFoundError(f"rate_card_id: no rate card {rate_card_id!r}")
+    known = {p.id: p for p in await list_products(conn, org_id)}
+    stored = []
+    for index, rate in enumerate(rate_list):
+        product = known.get(rate.product_id)
+        if product is None:
+            raise NotFoundError(f"rates[{index}].product_id: no product {rate.product_id!r}")
+        stored.append(replace(rate, id=new_id("rate")))
+        validate_rate(stored[-1], product, currency)
+    if stored:
+        await conn.execute(
+            rates.insert(),
+            [
+                {
+                    "id": rate.id,
+                    "org_id": org_id,
+                    "rate_card_id": rate_card_id,
+                    "product_id": rate.product_id,
+                    "document": to_json(rate),
+                    "created_at": now,
+                }
+                for rate in stored
+            ],
+        )
     return stored
 
 

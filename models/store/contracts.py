@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ async def create_contract(
     uniqueness_key: str | None = None,
 ) -> Contract:
     """Store a new contract (id assigned here) for a customer and rate card of ``org_id``."""
-    stored = Contract(**{**contract.__dict__, "id": new_id("ctr")})
+    stored = replace(contract, id=new_id("ctr"))
     validate_contract(stored)
     customer = await conn.scalar(
         select(func.count()).where(

@@ -15,7 +15,7 @@ from models.customers import Customer, CustomerIngestKey
 from models.ids import new_id
 from models.store import dialect
 from models.store import rollups as rollup_store
-from models.store.metrics import stored_metrics
+from models.store.metrics import list_metrics
 from models.tables import table
 from models.usage import UsageEventRow
 
@@ -94,7 +94,7 @@ async def add_aliases(
     if not claimed:
         return
     await conn.execute(update(events).where(orphan).values(customer_id=customer_id))
-    known = await stored_metrics(conn, org_id)
+    known = await list_metrics(conn, org_id)
     await rollup_store.apply_contributions(
         conn,
         org_id,

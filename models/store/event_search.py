@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.metering import match_event
 from models.store import rollups as rollup_store
-from models.store.metrics import stored_metrics
+from models.store.metrics import list_metrics
 from models.tables import table
 from models.usage import EventDedupe, UsageEventRow
 
@@ -70,7 +70,7 @@ async def search_events(
         .order_by(events.c.id)
     )
     rows = list(await conn.execute(query))
-    known = await stored_metrics(conn, org_id)
+    known = await list_metrics(conn, org_id)
     found = []
     for row in rows:
         event = rollup_store.event_from_row(row)

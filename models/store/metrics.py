@@ -59,36 +59,9 @@ async def create_metric(
     return metric_id
 
 
-@dataclass(frozen=True)
-class StoredMetric:
-    definition: MetricDefinition
-    backfill_watermark: int
-    backfilled: bool
-
-    def rated_by_ingest(self, event_id: int) -> bool:
-        """Whether ingest rated this event for the metric (it existed when it arrived)."""
-        return event_id > self.backfill_watermark
-
-
-async def stored_metrics(conn: AsyncConnection, org_id: str) -> list[StoredMetric]:
-    """The organization's live metrics in creation order."""
-    query = (
-        select(metrics)
-        .where((metrics.c.org_id == org_id) & metrics.c.archived_at.is_(None))
-        .order_by(metrics.c.created_at, metrics.c.id)
-    )
-    return [
-        StoredMetric(
-            metric_from_document(r.id, r.definition),
-            r.backfill_watermark,
-            r.backfilled_at is not None,
-        )
-        for r in await conn.execute(query)
-    ]
-
-
 async def active_metrics(conn: AsyncConnection, org_id: str) -> list[MetricDefinition]:
-    return [m.definition for m in await stored_metrics(conn, org_id)]
+    """The organization's live metric definitions, oldest first."""
+    return [record.definition for record in await list_metrics(conn, org_id)]
 
 
 async def archive_metric(conn: AsyncConnection, org_id: str, metric_id: str, now: datetime) -> bool:
@@ -103,6 +76,12 @@ class MetricRecord:
     definition: MetricDefinition
     created_at: datetime
     archived_at: datetime | None
+    backfill_watermark: int
+    backfilled: bool
+
+    def rated_by_ingest(self, event_id: int) -> bool:
+        """Whether ingest rated this event for the metric (it existed when it arrived)."""
+        return event_id > self.backfill_watermark
 
 
 async def list_metrics(
@@ -120,6 +99,12 @@ async def list_metrics(
         where &= metrics.c.id == metric_id
     query = select(metrics).where(where).order_by(metrics.c.created_at, metrics.c.id)
     return [
-        MetricRecord(metric_from_document(r.id, r.definition), r.created_at, r.archived_at)
+        MetricRecord(
+            metric_from_document(r.id, r.definition),
+            r.created_at,
+            r.archived_at,
+            r.backfill_watermark,
+            r.backfilled_at is not None,
+        )
         for r in await conn.execute(query)
     ]

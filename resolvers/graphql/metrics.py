@@ -111,11 +111,7 @@ async def create_billable_metric(
                 changes=to_json(definition),
                 now=now,
             )
-            (record,) = [
-                r
-                for r in await list_metrics(conn, principal.org_id)
-                if r.definition.id == metric_id
-            ]
+            (record,) = await list_metrics(conn, principal.org_id, metric_id=metric_id)
     except BillingError as error:
         raise from_billing_error(error) from error
     await enqueue_backfill(services.redis, metric_id)
