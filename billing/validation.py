@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from billing.catalog import PriceSpec, Product, ProductType, Rate, RateType
 from billing.contracts import Commit, Contract, Credit, OverrideType
@@ -112,3 +112,22 @@ def validate_contract(contract: Contract) -> None:
                 raise ValidationError(
                     f"subscriptions[{i}].quantity_schedule[{j}].quantity", "must be 0 or more"
                 )
+
+
+COLLECTION_METHODS = ("charge_automatically", "send_invoice")
+
+
+def validate_customer(
+    name: str | None, ingest_aliases: Sequence[str], stripe_collection_method: str | None
+) -> None:
+    """A non-empty name (≤ 200 chars, when given), aliases of 1–128 characters, and a known
+    Stripe collection method."""
+    if name is not None and not 1 <= len(name.strip()) <= 200:
+        raise ValidationError("name", "must be 1 to 200 characters")
+    for index, alias in enumerate(ingest_aliases):
+        if not 1 <= len(alias) <= 128:
+            raise ValidationError(f"ingest_aliases[{index}]", "must be 1 to 128 characters")
+    if stripe_collection_method is not None and stripe_collection_method not in COLLECTION_METHODS:
+        raise ValidationError(
+            "stripe_collection_method", f"must be one of {', '.join(COLLECTION_METHODS)}"
+        )

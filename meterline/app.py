@@ -56,7 +56,11 @@ def create_app(
         db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
         redis = await create_pool(RedisSettings.from_dsn(redis_url))
         app.state.services = Services(
-            db=db, clock=clock, redis=redis, max_body_bytes=settings.max_body_bytes
+            db=db,
+            clock=clock,
+            redis=redis,
+            max_body_bytes=settings.max_body_bytes,
+            grace_period=settings.grace_period,
         )
         worker_task = None
         if settings.run_worker_in_process:

@@ -28,7 +28,7 @@ async def seed_demo(settings: Settings, clock: Callable[[], datetime]) -> str:
             org_id = await get_or_create_organization(conn, DEMO_ORG, clock())
             if key_file.exists():
                 kept = key_file.read_text().strip()
-                principal = await authenticate(conn, kept)
+                principal = await authenticate(conn, kept, clock())
                 if principal is not None and principal.org_id == org_id:
                     return kept
             _, secret = await create_api_key(

@@ -50,6 +50,8 @@ def from_json(kind: Any, data: Any) -> Any:
         return from_json(inner, data)
     if origin is tuple:
         args = typing.get_args(kind)
+        if isinstance(data, dict):  # group values given as a JSON object
+            data = sorted(data.items())
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_json(args[0], item) for item in data)
         return tuple(from_json(a, item) for a, item in zip(args, data, strict=True))
@@ -63,7 +65,7 @@ def from_json(kind: Any, data: Any) -> Any:
     if kind is Decimal:
         return Decimal(data)
     if kind is datetime:
-        return datetime.fromisoformat(data)
+        return data if isinstance(data, datetime) else datetime.fromisoformat(data)
     if isinstance(kind, type) and issubclass(kind, Enum):
         return kind(data)
     return data

@@ -32,3 +32,17 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CustomerToken(SQLModel, table=True):
+    """A token that sees one customer (SPEC §9); only its SHA-256 is stored."""
+
+    __tablename__ = "customer_tokens"
+
+    id: str = Field(primary_key=True, max_length=40)
+    org_id: str = Field(foreign_key="organizations.id", max_length=40)
+    customer_id: str = Field(foreign_key="customers.id", max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_by: str = Field(max_length=80)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)

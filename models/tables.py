@@ -3,12 +3,15 @@
 from sqlalchemy import Table
 from sqlmodel import SQLModel
 
+from models.alerts import AlertRow, AlertStateRow
 from models.audit import AuditEntry
 from models.catalog import ProductRow, RateCardRow, RateRow, UniquenessKey
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer, CustomerIngestKey
+from models.invoices import InvoiceRow, LedgerEntryRow
 from models.metrics import BillableMetric
-from models.organizations import ApiKey, Organization
+from models.organizations import ApiKey, CustomerToken, Organization
+from models.packages import PackageRow
 from models.usage import EventDedupe, UsageDistinct, UsageEventRow, UsageRollup
 
 metadata = SQLModel.metadata
@@ -21,6 +24,8 @@ def table(model: type[SQLModel]) -> Table:
 
 
 __all__ = [
+    "AlertRow",
+    "AlertStateRow",
     "ApiKey",
     "AuditEntry",
     "BillableMetric",
@@ -28,8 +33,12 @@ __all__ = [
     "ContractRow",
     "Customer",
     "CustomerIngestKey",
+    "CustomerToken",
     "EventDedupe",
+    "InvoiceRow",
+    "LedgerEntryRow",
     "Organization",
+    "PackageRow",
     "ProductRow",
     "RateCardRow",
     "RateRow",

@@ -1,4 +1,8 @@
-"""Usage events, their dedupe keys, and the hourly rollups drafts are read from."""
+"""Usage events, their dedupe keys, and the rollups drafts are read from.
+
+Rollups are kept at three grains (hour, UTC day, UTC calendar month), all written at ingest
+in the same transaction, so a window read costs O(groups), not O(hours × groups).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, SmallInteger, Text
 from sqlmodel import Field, SQLModel
 
 from models.types import ExactDecimal, UTCDateTime
@@ -46,13 +50,18 @@ class UsageEventRow(SQLModel, table=True):
 
 
 class UsageRollup(SQLModel, table=True):
-    """Mergeable figures of one (customer, metric, hour bucket, group values)."""
+    """Mergeable figures of one (customer, metric, grain, bucket, group values).
+
+    ``grain`` is 0 (hour), 1 (UTC day) or 2 (UTC calendar month); ``bucket`` is the start
+    of the hour, day or month.
+    """
 
     __tablename__ = "usage_rollups"
 
     org_id: str = Field(primary_key=True, max_length=40)
     customer_id: str = Field(primary_key=True, max_length=40)
     metric_id: str = Field(primary_key=True, max_length=40)
+    grain: int = Field(primary_key=True, sa_type=SmallInteger)
     bucket: datetime = Field(primary_key=True, sa_type=UTCDateTime)
     group_hash: str = Field(primary_key=True, max_length=32)
     group_json: str = Field(sa_column=Column(Text, nullable=False))
@@ -72,6 +81,7 @@ class UsageDistinct(SQLModel, table=True):
     org_id: str = Field(primary_key=True, max_length=40)
     customer_id: str = Field(primary_key=True, max_length=40)
     metric_id: str = Field(primary_key=True, max_length=40)
+    grain: int = Field(primary_key=True, sa_type=SmallInteger)
     bucket: datetime = Field(primary_key=True, sa_type=UTCDateTime)
     group_hash: str = Field(primary_key=True, max_length=32)
     value_hash: str = Field(primary_key=True, max_length=32)

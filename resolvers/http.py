@@ -41,7 +41,7 @@ def bearer_token(request: Request) -> str:
 async def require_key(request: Request, services: Services, scope: str) -> Principal:
     token = bearer_token(request)
     async with services.db.read() as conn:
-        principal = await authenticate(conn, token)
+        principal = await authenticate(conn, token, services.clock())
     if principal is None:
         raise HttpError(401, "unauthenticated", "the API key is unknown or revoked")
     if not principal.can(scope):

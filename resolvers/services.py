@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from arq.connections import ArqRedis
 from starlette.requests import Request
@@ -18,6 +18,7 @@ class Services:
     clock: Callable[[], datetime]
     redis: ArqRedis
     max_body_bytes: int
+    grace_period: timedelta
 
 
 def services_of(request: Request) -> Services:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 from graphql import GraphQLError
 
-from billing.errors import BillingError, ValidationError
-
 
 def graphql_error(code: str, message: str, field: str | None = None) -> GraphQLError:
     extensions: dict[str, object] = {"code": code}
     if field is not None:
         extensions["field"] = field
     return GraphQLError(message, extensions=extensions)
-
-
-def from_billing_error(error: BillingError) -> GraphQLError:
-    field = error.field if isinstance(error, ValidationError) else None
-    return graphql_error(error.code, error.message, field)

@@ -16,14 +16,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from billing.errors import ValidationError
 from models.ids import new_id
-from models.organizations import ApiKey
+from models.organizations import ApiKey, CustomerToken
 from models.tables import table
 
 SCOPES = ("admin", "read", "ingest")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
+TOKEN_PREFIX = "ml_ct_"
+MAX_TOKEN_TTL = timedelta(days=1)
+
 api_keys = table(ApiKey)
+tokens = table(CustomerToken)
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,12 @@ class Principal:
     key_id: str
     scopes: frozenset[str]
     last_used_at: datetime | None = None
+    customer_id: str | None = None
+    """Set for a customer token: the one customer it may see."""
 
     def can(self, scope: str) -> bool:
-        """``admin`` implies ``read``; ``ingest`` is only granted explicitly."""
+        """``admin`` implies ``read``; ``ingest`` is only granted explicitly. A customer
+        token holds no scope: resolvers that serve customers check ``customer_id``."""
         return scope in self.scopes or (scope == "read" and "admin" in self.scopes)
 
 
@@ -75,8 +83,11 @@ async def create_api_key(
     return key_id, secret
 
 
-async def authenticate(conn: AsyncConnection, secret: str) -> Principal | None:
-    """The principal for a presented key, or None (unknown, malformed or revoked)."""
+async def authenticate(conn: AsyncConnection, secret: str, now: datetime) -> Principal | None:
+    """The principal for a presented key or customer token, or None (unknown, malformed,
+    revoked or expired)."""
+    if secret.startswith(TOKEN_PREFIX) and len(secret) <= 200:
+        return await _token_principal(conn, secret, now)
     if not secret.startswith(("ml_live_", "ml_test_")) or len(secret) > 200:
         return None
     digest = hash_key(secret)
@@ -102,3 +113,72 @@ async def revoke_api_key(conn: AsyncConnection, org_id: str, key_id: str, now: d
         .values(revoked_at=now)
     )
     return bool(result.rowcount)
+
+
+async def create_customer_token(
+    conn: AsyncConnection,
+    org_id: str,
+    customer_id: str,
+    ttl: timedelta,
+    now: datetime,
+    *,
+    actor: str,
+) -> tuple[str, datetime]:
+    """Mint a token that sees one customer for ``ttl`` (1 s to 1 day): ``(token, expiry)``.
+    Only its SHA-256 is stored."""
+    if not timedelta(seconds=1) <= ttl <= MAX_TOKEN_TTL:
+        raise ValidationError("ttl_seconds", "must be between 1 and 86400")
+    secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
+    expires_at = now + ttl
+    await conn.execute(
+        tokens.insert().values(
+            id=new_id("ctok"),
+            org_id=org_id,
+            customer_id=customer_id,
+            token_hash=hash_key(secret),
+            created_by=actor,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
+    return secret, expires_at
+
+
+async def _token_principal(conn: AsyncConnection, secret: str, now: datetime) -> Principal | None:
+    digest = hash_key(secret)
+    row = (await conn.execute(select(tokens).where(tokens.c.token_hash == digest))).first()
+    if row is None or row.expires_at <= now or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return Principal(row.org_id, row.id, frozenset(), now, customer_id=row.customer_id)
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    display_prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+async def list_api_keys(conn: AsyncConnection, org_id: str) -> list[ApiKeyRecord]:
+    """The organization's keys (never their secrets), oldest first."""
+    query = (
+        select(api_keys)
+        .where(api_keys.c.org_id == org_id)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+    )
+    return [
+        ApiKeyRecord(
+            r.id,
+            r.name,
+            r.display_prefix,
+            list(r.scopes),
+            r.created_at,
+            r.last_used_at,
+            r.revoked_at,
+        )
+        for r in await conn.execute(query)
+    ]

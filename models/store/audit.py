@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.audit import AuditEntry
 from models.ids import new_id
+from models.store.pages import page
 from models.tables import table
 
 audit_log = table(AuditEntry)
@@ -40,11 +41,21 @@ async def record_audit(
     )
 
 
-async def audit_entries(conn: AsyncConnection, org_id: str, limit: int = 100) -> list[AuditEntry]:
-    query = (
-        select(audit_log)
-        .where(audit_log.c.org_id == org_id)
-        .order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc())
-        .limit(limit)
+async def audit_page(
+    conn: AsyncConnection,
+    org_id: str,
+    first: int,
+    after: str | None,
+    object_id: str | None = None,
+) -> tuple[list[tuple[str, AuditEntry]], bool]:
+    """The organization's audit log (of one object when ``object_id`` is given), newest
+    first."""
+    query = select(audit_log).where(audit_log.c.org_id == org_id)
+    if object_id is not None:
+        query = query.where(audit_log.c.object_id == object_id)
+    found = await page(
+        conn, query, audit_log.c.created_at, audit_log.c.id, first, after, newest_first=True
     )
-    return [AuditEntry.model_validate(row._mapping) for row in await conn.execute(query)]
+    return [
+        (cursor, AuditEntry.model_validate(row._mapping)) for cursor, row in found.rows
+    ], found.has_next

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.catalog import Product, Rate, RateCard
-from billing.errors import NotFoundError
+from billing.errors import NotFoundError, ValidationError
 from billing.money import minor_units
 from billing.validation import validate_product, validate_rate
 from models.catalog import ProductRow, RateCardRow, RateRow
 from models.codec import decode, to_json
 from models.ids import new_id
 from models.store.metrics import active_metrics
+from models.store.pages import page
 from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 
@@ -55,12 +56,61 @@ async def create_product(
 
 
 async def list_products(conn: AsyncConnection, org_id: str) -> list[Product]:
+    """Every product of the organization, archived ones included (old contracts and
+    invoices keep pricing them), oldest first."""
     query = (
         select(products.c.document)
-        .where((products.c.org_id == org_id) & products.c.archived_at.is_(None))
+        .where(products.c.org_id == org_id)
         .order_by(products.c.created_at, products.c.id)
     )
     return [decode(Product, doc) for doc in (await conn.execute(query)).scalars()]
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    product: Product
+    archived_at: datetime | None
+
+
+async def products_page(
+    conn: AsyncConnection, org_id: str, first: int, after: str | None, include_archived: bool
+) -> tuple[list[tuple[str, ProductRecord]], bool]:
+    query = select(products).where(products.c.org_id == org_id)
+    if not include_archived:
+        query = query.where(products.c.archived_at.is_(None))
+    found = await page(conn, query, products.c.created_at, products.c.id, first, after)
+    return [
+        (cursor, ProductRecord(decode(Product, row.document), row.archived_at))
+        for cursor, row in found.rows
+    ], found.has_next
+
+
+async def update_product(
+    conn: AsyncConnection,
+    org_id: str,
+    product_id: str,
+    *,
+    name: str | None,
+    archive_at: datetime | None = None,
+) -> ProductRecord:
+    """Rename and/or archive a product of ``org_id`` (archived products take no new rates)."""
+    mine = (products.c.id == product_id) & (products.c.org_id == org_id)
+    row = (await conn.execute(select(products).where(mine))).first()
+    if row is None:
+        raise NotFoundError(f"no product {product_id!r}")
+    product = decode(Product, row.document)
+    values: dict[str, object] = {}
+    if name is not None:
+        if not 1 <= len(name.strip()) <= 200:
+            raise ValidationError("name", "must be 1 to 200 characters")
+        product = replace(product, name=name.strip())
+        values.update(name=product.name, document=to_json(product))
+    if archive_at is not None and row.archived_at is None:
+        values["archived_at"] = archive_at
+    if values:
+        await conn.execute(update(products).where(mine).values(**values))
+    archived = archive_at if "archived_at" in values else row.archived_at
+    return ProductRecord(product, archived)
 
 
 async def create_rate_card(
@@ -96,11 +146,18 @@ async def add_rates(
     if currency is None:
         raise NotFoundError(f"rate_card_id: no rate card {rate_card_id!r}")
     known = {p.id: p for p in await list_products(conn, org_id)}
+    archived = set(
+        await conn.scalars(
+            select(products.c.id).where(
+                (products.c.org_id == org_id) & products.c.archived_at.is_not(None)
+            )
+        )
+    )
     stored = []
     for index, rate in enumerate(rate_list):
         product = known.get(rate.product_id)
-        if product is None:
-            raise NotFoundError(f"rates[{index}].product_id: no product {rate.product_id!r}")
+        if product is None or product.id in archived:
+            raise NotFoundError(f"rates[{index}].product_id: no live product {rate.product_id!r}")
         stored.append(replace(rate, id=new_id("rate")))
         validate_rate(stored[-1], product, currency)
     if stored:
@@ -121,18 +178,46 @@ async def add_rates(
     return stored
 
 
-async def load_rate_card(conn: AsyncConnection, org_id: str, rate_card_id: str) -> RateCard:
-    row = (
+async def rate_cards_by_id(
+    conn: AsyncConnection, org_id: str, card_ids: Sequence[str]
+) -> dict[str, RateCard]:
+    """The organization's rate cards among ``card_ids``, with their rates (two queries)."""
+    wanted = sorted(set(card_ids))
+    if not wanted:
+        return {}
+    rows = list(
         await conn.execute(
-            select(rate_cards).where(
-                (rate_cards.c.id == rate_card_id) & (rate_cards.c.org_id == org_id)
-            )
+            select(rate_cards).where((rate_cards.c.org_id == org_id) & rate_cards.c.id.in_(wanted))
         )
-    ).first()
-    if row is None:
+    )
+    found: dict[str, list[Rate]] = {row.id: [] for row in rows}
+    query = (
+        select(rates.c.rate_card_id, rates.c.document)
+        .where(rates.c.rate_card_id.in_(list(found)))
+        .order_by(rates.c.created_at, rates.c.id)
+    )
+    for card_id, document in await conn.execute(query):
+        found[card_id].append(decode(Rate, document))
+    return {
+        row.id: RateCard(
+            id=row.id, name=row.name, currency=row.currency, rates=tuple(found[row.id])
+        )
+        for row in rows
+    }
+
+
+async def load_rate_card(conn: AsyncConnection, org_id: str, rate_card_id: str) -> RateCard:
+    """The rate card ``rate_card_id`` of ``org_id``; NOT_FOUND otherwise."""
+    found = await rate_cards_by_id(conn, org_id, [rate_card_id])
+    if rate_card_id not in found:
         raise NotFoundError(f"rate_card_id: no rate card {rate_card_id!r}")
-    query = select(rates.c.document).where(rates.c.rate_card_id == rate_card_id)
-    found = [
-        decode(Rate, d) for d in (await conn.execute(query.order_by(rates.c.created_at))).scalars()
-    ]
-    return RateCard(id=row.id, name=row.name, currency=row.currency, rates=tuple(found))
+    return found[rate_card_id]
+
+
+async def rate_cards_page(
+    conn: AsyncConnection, org_id: str, first: int, after: str | None
+) -> tuple[list[tuple[str, RateCard]], bool]:
+    query = select(rate_cards.c.id, rate_cards.c.created_at).where(rate_cards.c.org_id == org_id)
+    found = await page(conn, query, rate_cards.c.created_at, rate_cards.c.id, first, after)
+    cards = await rate_cards_by_id(conn, org_id, [row.id for _, row in found.rows])
+    return [(cursor, cards[row.id]) for cursor, row in found.rows], found.has_next

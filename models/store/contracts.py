@@ -1,28 +1,83 @@
-"""Contracts: create (validated by the core), load as core values, record every edit."""
+"""Contracts: create (validated by the core), edit, archive, load as core values, and
+every change recorded in the contract's edit history."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from billing.contract_edits import ContractEdit as Edit
+from billing.contract_edits import apply_edit, referenced_products
 from billing.contracts import Contract
-from billing.errors import NotFoundError
+from billing.errors import NotFoundError, ValidationError
 from billing.validation import validate_contract
 from models.codec import decode, to_json
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer
 from models.ids import new_id
-from models.store.catalog import load_rate_card
+from models.store.catalog import list_products, load_rate_card
+from models.store.pages import page
 from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 
 contracts = table(ContractRow)
 edits = table(ContractEdit)
 customers = table(Customer)
+
+
+@dataclass(frozen=True)
+class ContractRecord:
+    contract: Contract
+    created_at: datetime
+    archived_at: datetime | None
+
+
+@dataclass(frozen=True)
+class EditRecord:
+    version: int
+    kind: str
+    changes: dict[str, Any]
+    actor: str
+    created_at: datetime
+
+
+def with_term_ids(contract: Contract) -> Contract:
+    """The contract with an id on every term that has none."""
+
+    def named(terms: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
+        return tuple(t if t.id else replace(t, id=new_id(prefix)) for t in terms)
+
+    return replace(
+        contract,
+        overrides=named(contract.overrides, "ovr"),
+        credits=named(contract.credits, "cred"),
+        recurring_credits=named(contract.recurring_credits, "rcred"),
+        commits=named(contract.commits, "cmt"),
+        subscriptions=named(contract.subscriptions, "sub"),
+        scheduled_charges=named(contract.scheduled_charges, "chg"),
+    )
+
+
+async def _check_references(conn: AsyncConnection, org_id: str, contract: Contract) -> None:
+    customer = await conn.scalar(
+        select(customers.c.id).where(
+            (customers.c.id == contract.customer_id)
+            & (customers.c.org_id == org_id)
+            & customers.c.archived_at.is_(None)
+        )
+    )
+    if customer is None:
+        raise NotFoundError(f"customer_id: no customer {contract.customer_id!r}")
+    await load_rate_card(conn, org_id, contract.rate_card_id)
+    known = {p.id for p in await list_products(conn, org_id)}
+    for field, product_id in referenced_products(contract):
+        if product_id not in known:
+            raise ValidationError(field, f"no product {product_id!r}")
 
 
 async def create_contract(
@@ -34,19 +89,11 @@ async def create_contract(
     actor: str,
     uniqueness_key: str | None = None,
 ) -> Contract:
-    """Store a new contract (id assigned here) for a customer and rate card of ``org_id``."""
-    stored = replace(contract, id=new_id("ctr"))
+    """Store a new contract (its id and its terms' ids assigned here) for a customer and
+    rate card of ``org_id``."""
+    stored = with_term_ids(replace(contract, id=contract.id or new_id("ctr")))
     validate_contract(stored)
-    customer = await conn.scalar(
-        select(func.count()).where(
-            (customers.c.id == stored.customer_id)
-            & (customers.c.org_id == org_id)
-            & customers.c.archived_at.is_(None)
-        )
-    )
-    if not customer:
-        raise NotFoundError(f"customer_id: no customer {stored.customer_id!r}")
-    await load_rate_card(conn, org_id, stored.rate_card_id)
+    await _check_references(conn, org_id, stored)
     await claim_uniqueness_key(conn, org_id, "contract", uniqueness_key, stored.id)
     document = to_json(stored)
     await conn.execute(
@@ -63,6 +110,58 @@ async def create_contract(
     )
     await _record_edit(conn, org_id, stored.id, 1, "create", document, actor, now)
     return stored
+
+
+async def _live_row(conn: AsyncConnection, org_id: str, contract_id: str) -> Any:
+    row = (
+        await conn.execute(
+            select(contracts).where(
+                (contracts.c.id == contract_id)
+                & (contracts.c.org_id == org_id)
+                & contracts.c.archived_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"contract_id: no live contract {contract_id!r}")
+    return row
+
+
+async def edit_contract(
+    conn: AsyncConnection, org_id: str, contract_id: str, edit: Edit, now: datetime, *, actor: str
+) -> Contract:
+    """Apply ``edit`` to a live contract of ``org_id`` and record it (a new version)."""
+    row = await _live_row(conn, org_id, contract_id)
+    edited = with_term_ids(apply_edit(decode(Contract, row.document), edit))
+    await _check_references(conn, org_id, edited)
+    await conn.execute(
+        update(contracts)
+        .where(contracts.c.id == contract_id)
+        .values(
+            document=to_json(edited),
+            ending_before=edited.ending_before,
+            version=row.version + 1,
+        )
+    )
+    await _record_edit(
+        conn, org_id, contract_id, row.version + 1, "edit", to_json(edit), actor, now
+    )
+    return edited
+
+
+async def archive_contract(
+    conn: AsyncConnection, org_id: str, contract_id: str, now: datetime, *, actor: str
+) -> ContractRecord:
+    """Archive a live contract: it has no drafts any more; finalized invoices remain."""
+    row = await _live_row(conn, org_id, contract_id)
+    await conn.execute(
+        update(contracts)
+        .where(contracts.c.id == contract_id)
+        .values(archived_at=now, version=row.version + 1)
+    )
+    changes = {"archived_at": now.isoformat()}
+    await _record_edit(conn, org_id, contract_id, row.version + 1, "archive", changes, actor, now)
+    return ContractRecord(decode(Contract, row.document), row.created_at, now)
 
 
 async def _record_edit(
@@ -89,17 +188,82 @@ async def _record_edit(
     )
 
 
-async def customer_contracts(
-    conn: AsyncConnection, org_id: str, customer_id: str
-) -> list[Contract]:
-    """The customer's live contracts, oldest first."""
+def _record(row: Any) -> ContractRecord:
+    return ContractRecord(decode(Contract, row.document), row.created_at, row.archived_at)
+
+
+async def contracts_by_id(
+    conn: AsyncConnection, org_id: str, contract_ids: Sequence[str]
+) -> dict[str, ContractRecord]:
+    """The organization's contracts (archived included) among ``contract_ids``."""
+    if not contract_ids:
+        return {}
+    query = select(contracts).where(
+        (contracts.c.org_id == org_id) & contracts.c.id.in_(sorted(set(contract_ids)))
+    )
+    return {row.id: _record(row) for row in await conn.execute(query)}
+
+
+async def contracts_page(
+    conn: AsyncConnection,
+    org_id: str,
+    first: int,
+    after: str | None,
+    *,
+    customer_id: str | None = None,
+    include_archived: bool = False,
+) -> tuple[list[tuple[str, ContractRecord]], bool]:
+    query = select(contracts).where(contracts.c.org_id == org_id)
+    if customer_id is not None:
+        query = query.where(contracts.c.customer_id == customer_id)
+    if not include_archived:
+        query = query.where(contracts.c.archived_at.is_(None))
+    found = await page(conn, query, contracts.c.created_at, contracts.c.id, first, after)
+    return [(cursor, _record(row)) for cursor, row in found.rows], found.has_next
+
+
+async def contracts_of_customers(
+    conn: AsyncConnection, org_id: str, customer_ids: Sequence[str]
+) -> dict[str, list[Contract]]:
+    """Per customer id, its live contracts, oldest first (one query)."""
+    result: dict[str, list[Contract]] = {c: [] for c in customer_ids}
+    if not customer_ids:
+        return result
     query = (
-        select(contracts.c.document)
+        select(contracts.c.customer_id, contracts.c.document)
         .where(
             (contracts.c.org_id == org_id)
-            & (contracts.c.customer_id == customer_id)
+            & contracts.c.customer_id.in_(sorted(set(customer_ids)))
             & contracts.c.archived_at.is_(None)
         )
         .order_by(contracts.c.starting_at, contracts.c.id)
     )
-    return [decode(Contract, doc) for doc in (await conn.execute(query)).scalars()]
+    for customer_id, document in await conn.execute(query):
+        result[customer_id].append(decode(Contract, document))
+    return result
+
+
+async def customer_contracts(
+    conn: AsyncConnection, org_id: str, customer_id: str
+) -> list[Contract]:
+    """The customer's live contracts, oldest first."""
+    return (await contracts_of_customers(conn, org_id, [customer_id]))[customer_id]
+
+
+async def edits_of(
+    conn: AsyncConnection, org_id: str, contract_ids: Sequence[str]
+) -> dict[str, list[EditRecord]]:
+    """Per contract id, its edit history, oldest first (one query)."""
+    result: dict[str, list[EditRecord]] = {c: [] for c in contract_ids}
+    if not contract_ids:
+        return result
+    query = (
+        select(edits)
+        .where((edits.c.org_id == org_id) & edits.c.contract_id.in_(sorted(set(contract_ids))))
+        .order_by(edits.c.version)
+    )
+    for row in await conn.execute(query):
+        result[row.contract_id].append(
+            EditRecord(row.version, row.kind, row.changes, row.actor, row.created_at)
+        )
+    return result

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,12 +11,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from billing.errors import ConflictError
+from billing.errors import ConflictError, NotFoundError
+from billing.validation import validate_customer
 from models.customers import Customer, CustomerIngestKey
 from models.ids import new_id
 from models.store import dialect
 from models.store import rollups as rollup_store
 from models.store.metrics import list_metrics
+from models.store.pages import Page, page
+from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 from models.usage import UsageEventRow
 
@@ -43,17 +47,24 @@ async def create_customer(
     name: str,
     now: datetime,
     *,
-    ingest_aliases: Iterable[str] = (),
+    ingest_aliases: Sequence[str] = (),
     custom_fields: dict[str, Any] | None = None,
+    stripe_customer_id: str | None = None,
+    stripe_collection_method: str | None = None,
+    uniqueness_key: str | None = None,
 ) -> str:
     """Create a customer; its aliases claim stored events that named them. Returns its id."""
+    validate_customer(name, ingest_aliases, stripe_collection_method)
     customer_id = new_id("cus")
+    await claim_uniqueness_key(conn, org_id, "customer", uniqueness_key, customer_id)
     await conn.execute(
         customers.insert().values(
             id=customer_id,
             org_id=org_id,
-            name=name,
+            name=name.strip(),
             custom_fields=custom_fields or {},
+            stripe_customer_id=stripe_customer_id,
+            stripe_collection_method=stripe_collection_method if stripe_customer_id else None,
             created_at=now,
         )
     )
@@ -109,3 +120,99 @@ async def add_aliases(
             )
         ),
     )
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    id: str
+    name: str
+    ingest_aliases: tuple[str, ...]
+    custom_fields: dict[str, Any]
+    stripe_customer_id: str | None
+    stripe_collection_method: str | None
+    created_at: datetime
+    archived_at: datetime | None
+
+
+async def _records(conn: AsyncConnection, rows: list[Any]) -> list[CustomerRecord]:
+    ids = [row.id for row in rows]
+    aliases: dict[str, list[str]] = {}
+    if ids:
+        query = (
+            select(ingest_keys.c.customer_id, ingest_keys.c.key)
+            .where(ingest_keys.c.customer_id.in_(ids) & ingest_keys.c.is_alias)
+            .order_by(ingest_keys.c.key)
+        )
+        for customer_id, key in await conn.execute(query):
+            aliases.setdefault(customer_id, []).append(key)
+    return [
+        CustomerRecord(
+            id=row.id,
+            name=row.name,
+            ingest_aliases=tuple(aliases.get(row.id, ())),
+            custom_fields=dict(row.custom_fields or {}),
+            stripe_customer_id=row.stripe_customer_id,
+            stripe_collection_method=row.stripe_collection_method,
+            created_at=row.created_at,
+            archived_at=row.archived_at,
+        )
+        for row in rows
+    ]
+
+
+async def customers_by_id(
+    conn: AsyncConnection, org_id: str, customer_ids: Sequence[str]
+) -> dict[str, CustomerRecord]:
+    """The organization's customers among ``customer_ids`` (others are absent)."""
+    if not customer_ids:
+        return {}
+    query = select(customers).where(
+        (customers.c.org_id == org_id) & customers.c.id.in_(sorted(set(customer_ids)))
+    )
+    return {r.id: r for r in await _records(conn, list(await conn.execute(query)))}
+
+
+async def customers_page(
+    conn: AsyncConnection, org_id: str, first: int, after: str | None
+) -> tuple[list[tuple[str, CustomerRecord]], bool]:
+    """One page of the organization's customers, oldest first."""
+    found: Page = await page(
+        conn,
+        select(customers).where(customers.c.org_id == org_id),
+        customers.c.created_at,
+        customers.c.id,
+        first,
+        after,
+    )
+    records = await _records(conn, [row for _, row in found.rows])
+    return [(cursor, r) for (cursor, _), r in zip(found.rows, records, strict=True)], found.has_next
+
+
+async def update_customer(
+    conn: AsyncConnection,
+    org_id: str,
+    customer_id: str,
+    *,
+    name: str | None = None,
+    add_ingest_aliases: Sequence[str] = (),
+    custom_fields: dict[str, Any] | None = None,
+    stripe: tuple[str | None, str | None] | None = None,
+) -> None:
+    """Change a customer's fields; ``stripe`` = (customer id, collection method) links it to
+    Stripe, (None, None) unlinks it. NOT_FOUND if it is not the organization's."""
+    validate_customer(name, add_ingest_aliases, stripe[1] if stripe else None)
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name.strip()
+    if custom_fields is not None:
+        values["custom_fields"] = custom_fields
+    if stripe is not None:
+        values["stripe_customer_id"] = stripe[0]
+        values["stripe_collection_method"] = stripe[1] if stripe[0] else None
+    mine = (customers.c.id == customer_id) & (customers.c.org_id == org_id)
+    exists = await conn.scalar(select(customers.c.id).where(mine))
+    if exists is None:
+        raise NotFoundError(f"no customer {customer_id!r}")
+    if values:
+        await conn.execute(update(customers).where(mine).values(**values))
+    await add_aliases(conn, org_id, customer_id, add_ingest_aliases)

@@ -1,14 +1,20 @@
-"""Per-request GraphQL context: the services and who is calling."""
+"""Per-request GraphQL context: the services, who is calling, and the request's loaders."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+from graphql import GraphQLError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from strawberry.types import Info
 
 from models.store.api_keys import Principal, authenticate
+from models.store.audit import record_audit
+from resolvers.graphql.loaders import Loaders
 from resolvers.services import Services, services_of
 from schema.errors import graphql_error
 
@@ -18,7 +24,10 @@ class Context:
     request: Request
     services: Services
     principal: Principal | None
-    credentials_given: bool
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.services, self.principal)
 
 
 async def build_context(request: Request, _response: Any = None) -> Context:
@@ -27,15 +36,78 @@ async def build_context(request: Request, _response: Any = None) -> Context:
     principal = None
     if scheme.lower() == "bearer" and token.strip():
         async with services.db.read() as conn:
-            principal = await authenticate(conn, token.strip())
-    return Context(request, services, principal, bool(token.strip()))
+            principal = await authenticate(conn, token.strip(), services.clock())
+    return Context(request, services, principal)
+
+
+def _caller(info: Info[Context, Any]) -> Principal:
+    principal = info.context.principal
+    if principal is None:
+        raise graphql_error(
+            "UNAUTHENTICATED", "send a valid API key or customer token as 'Authorization: Bearer …'"
+        )
+    return principal
 
 
 def require(info: Info[Context, Any], scope: str) -> Principal:
-    """The caller's principal if it holds ``scope``; else UNAUTHENTICATED / FORBIDDEN."""
-    context = info.context
-    if context.principal is None:
-        raise graphql_error("UNAUTHENTICATED", "send a valid API key as 'Authorization: Bearer …'")
-    if not context.principal.can(scope):
+    """The caller if its API key holds ``scope``; else UNAUTHENTICATED / FORBIDDEN.
+    Customer tokens are FORBIDDEN here: they only reach fields that serve one customer."""
+    principal = _caller(info)
+    if principal.customer_id is not None:
+        raise graphql_error("FORBIDDEN", "a customer token cannot use this field")
+    if not principal.can(scope):
         raise graphql_error("FORBIDDEN", f"the API key lacks the '{scope}' scope")
-    return context.principal
+    return principal
+
+
+def require_customer(info: Info[Context, Any], customer_id: str, scope: str = "read") -> Principal:
+    """The caller if it may act on ``customer_id``: an API key with ``scope``, or a
+    customer token of that very customer (any other customer is NOT_FOUND, as if absent)."""
+    principal = _caller(info)
+    if principal.customer_id is None:
+        return require(info, scope)
+    if principal.customer_id != customer_id:
+        raise graphql_error("NOT_FOUND", f"no customer {customer_id}")
+    return principal
+
+
+@asynccontextmanager
+async def read(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
+    async with info.context.services.db.read() as conn:
+        yield conn
+
+
+@asynccontextmanager
+async def mutation(
+    info: Info[Context, Any], principal: Principal
+) -> AsyncIterator[tuple[AsyncConnection, Audit]]:
+    """A unit of work for one mutation; ``audit(...)`` records it in the same transaction."""
+    async with info.context.services.db.write() as conn:
+        yield conn, Audit(conn, principal, info)
+
+
+@dataclass
+class Audit:
+    conn: AsyncConnection
+    principal: Principal
+    info: Info[Context, Any]
+
+    async def __call__(self, kind: str, object_id: str, changes: Any) -> None:
+        """Record this mutation (who, what, when, object, changes)."""
+        actor = self.principal.key_id
+        if self.principal.customer_id is not None:
+            actor = f"{actor} (customer {self.principal.customer_id})"
+        await record_audit(
+            self.conn,
+            self.principal.org_id,
+            actor=actor,
+            action=self.info.field_name,
+            object_kind=kind,
+            object_id=object_id,
+            changes=changes,
+            now=self.info.context.services.clock(),
+        )
+
+
+def not_found(kind: str, object_id: str) -> GraphQLError:
+    return graphql_error("NOT_FOUND", f"no {kind} {object_id}")

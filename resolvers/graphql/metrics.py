@@ -7,16 +7,13 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from billing.errors import BillingError
 from billing.metering import EventTypeFilter as CoreEventTypeFilter
 from billing.metering import MetricDefinition
 from billing.metering import PropertyFilter as CorePropertyFilter
 from models.codec import to_json
-from models.store.audit import record_audit
 from models.store.metrics import MetricRecord, archive_metric, create_metric, list_metrics
 from notifications.queue import enqueue_backfill
-from resolvers.graphql.context import Context, require
-from schema.errors import from_billing_error, graphql_error
+from resolvers.graphql.context import Context, mutation, not_found, read, require
 from schema.metrics import (
     BillableMetric,
     CreateBillableMetricInput,
@@ -84,7 +81,7 @@ async def billable_metrics(
     info: Info[Context, Any], include_archived: bool = False
 ) -> list[BillableMetric]:
     principal = require(info, "read")
-    async with info.context.services.db.read() as conn:
+    async with read(info) as conn:
         found = await list_metrics(conn, principal.org_id, include_archived=include_archived)
     return [_view(record) for record in found]
 
@@ -93,48 +90,24 @@ async def create_billable_metric(
     info: Info[Context, Any], input: CreateBillableMetricInput
 ) -> BillableMetric:
     principal = require(info, "admin")
-    services = info.context.services
-    now = services.clock()
     definition = _definition(input)
-    try:
-        async with services.db.write() as conn:
-            metric_id = await create_metric(
-                conn, principal.org_id, definition, now, input.uniqueness_key
-            )
-            await record_audit(
-                conn,
-                principal.org_id,
-                actor=principal.key_id,
-                action="createBillableMetric",
-                object_kind="billable_metric",
-                object_id=metric_id,
-                changes=to_json(definition),
-                now=now,
-            )
-            (record,) = await list_metrics(conn, principal.org_id, metric_id=metric_id)
-    except BillingError as error:
-        raise from_billing_error(error) from error
-    await enqueue_backfill(services.redis, metric_id)
+    async with mutation(info, principal) as (conn, audit):
+        metric_id = await create_metric(
+            conn, principal.org_id, definition, info.context.services.clock(), input.uniqueness_key
+        )
+        await audit("billable_metric", metric_id, to_json(definition))
+        (record,) = await list_metrics(conn, principal.org_id, metric_id=metric_id)
+    await enqueue_backfill(info.context.services.redis, metric_id)
     return _view(record)
 
 
 async def archive_billable_metric(info: Info[Context, Any], id: strawberry.ID) -> BillableMetric:
     principal = require(info, "admin")
-    services = info.context.services
-    now = services.clock()
-    async with services.db.write() as conn:
+    now = info.context.services.clock()
+    async with mutation(info, principal) as (conn, audit):
         if not await archive_metric(conn, principal.org_id, str(id), now):
-            raise graphql_error("NOT_FOUND", f"no live billable metric {id}")
-        await record_audit(
-            conn,
-            principal.org_id,
-            actor=principal.key_id,
-            action="archiveBillableMetric",
-            object_kind="billable_metric",
-            object_id=str(id),
-            changes={"archived_at": now.isoformat()},
-            now=now,
-        )
+            raise not_found("live billable metric", id)
+        await audit("billable_metric", str(id), {"archived_at": now.isoformat()})
         (record,) = await list_metrics(
             conn, principal.org_id, include_archived=True, metric_id=str(id)
         )

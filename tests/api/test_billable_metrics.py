@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from models.store.audit import audit_entries
+from models.store.audit import audit_page
 from models.store.customers import create_customer
 from models.store.metrics import active_metrics
 from models.store.rollups import window_partials
@@ -101,7 +101,7 @@ async def test_creation_back_fills_stored_events_and_is_audited(env: Env) -> Non
     created = (await gql(env, CREATE, env.admin_key, input=TOKENS))["data"]["createBillableMetric"]
     await env.run_jobs()
     async with env.read() as conn:
-        (entry,) = await audit_entries(conn, env.org_id)
+        ((_, entry),), _ = await audit_page(conn, env.org_id, 10, None)
         (metric,) = await active_metrics(conn, env.org_id)
         usage = await window_partials(conn, env.org_id, customer_id, [metric], START, END)
     ((group, partial),) = usage[created["id"]]

@@ -57,12 +57,12 @@ async def test_revoked_key_no_longer_authenticates(env: Env) -> None:
     async with env.write() as conn:
         key_id, secret = await create_api_key(conn, env.org_id, ["ingest"], env.clock())
     async with env.read() as conn:
-        assert (await authenticate(conn, secret)) is not None
+        assert (await authenticate(conn, secret, env.clock())) is not None
     async with env.write() as conn:
         assert await revoke_api_key(conn, env.org_id, key_id, env.clock())
         assert not await revoke_api_key(conn, env.org_id, key_id, env.clock())
     async with env.read() as conn:
-        assert (await authenticate(conn, secret)) is None
+        assert (await authenticate(conn, secret, env.clock())) is None
     response = await env.ingest([event("after-revoke")], key=secret)
     assert response.status_code == 401
     assert response.json()["error"]["code"]
@@ -101,6 +101,6 @@ async def test_last_used_at_is_set_on_use(env: Env) -> None:
 
 async def id_of(env: Env, secret: str) -> str:
     async with env.read() as conn:
-        principal = await authenticate(conn, secret)
+        principal = await authenticate(conn, secret, env.clock())
     assert principal is not None
     return principal.key_id

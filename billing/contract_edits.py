@@ -1,0 +1,111 @@
+"""Contract edits (SPEC §5): add terms, archive terms, move the end date.
+
+An edit is applied to the contract's current terms and gives new terms; drafts re-rate
+from them at once, while finalized invoices (stored documents) never change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TypeVar
+
+from billing.contracts import (
+    Commit,
+    Contract,
+    Credit,
+    Override,
+    RecurringCredit,
+    ScheduledCharge,
+    Subscription,
+)
+from billing.errors import ValidationError
+from billing.validation import validate_contract
+
+Term = TypeVar("Term", Override, Credit, RecurringCredit, Commit, Subscription, ScheduledCharge)
+
+
+@dataclass(frozen=True)
+class ContractEdit:
+    """Terms to add (with their ids already assigned), ids of terms to archive, and the new
+    end date when ``update_end_date`` is set (``ending_before`` None = open-ended)."""
+
+    add_overrides: tuple[Override, ...] = ()
+    add_credits: tuple[Credit, ...] = ()
+    add_recurring_credits: tuple[RecurringCredit, ...] = ()
+    add_commits: tuple[Commit, ...] = ()
+    add_subscriptions: tuple[Subscription, ...] = ()
+    add_scheduled_charges: tuple[ScheduledCharge, ...] = ()
+    archive_term_ids: tuple[str, ...] = ()
+    update_end_date: bool = False
+    ending_before: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the edit changes nothing."""
+        return self == ContractEdit()
+
+
+def apply_edit(contract: Contract, edit: ContractEdit) -> Contract:
+    """The contract with ``edit`` applied, validated like a new contract.
+
+    Raises ``ValidationError`` naming the field: an empty edit, an archived id that is not
+    one of the contract's terms, or terms that make the contract invalid."""
+    if edit.is_empty:
+        raise ValidationError("contract_id", "the edit changes nothing")
+    term_ids = {
+        term.id
+        for terms in (
+            contract.overrides,
+            contract.credits,
+            contract.recurring_credits,
+            contract.commits,
+            contract.subscriptions,
+            contract.scheduled_charges,
+        )
+        for term in terms
+    }
+    gone = set(edit.archive_term_ids)
+    for index, term_id in enumerate(edit.archive_term_ids):
+        if term_id not in term_ids:
+            raise ValidationError(
+                f"archive_term_ids[{index}]", f"no term {term_id!r} on this contract"
+            )
+
+    def kept(terms: tuple[Term, ...], added: tuple[Term, ...]) -> tuple[Term, ...]:
+        return tuple(t for t in terms if t.id not in gone) + added
+
+    edited = replace(
+        contract,
+        overrides=kept(contract.overrides, edit.add_overrides),
+        credits=kept(contract.credits, edit.add_credits),
+        recurring_credits=kept(contract.recurring_credits, edit.add_recurring_credits),
+        commits=kept(contract.commits, edit.add_commits),
+        subscriptions=kept(contract.subscriptions, edit.add_subscriptions),
+        scheduled_charges=kept(contract.scheduled_charges, edit.add_scheduled_charges),
+        ending_before=edit.ending_before if edit.update_end_date else contract.ending_before,
+    )
+    validate_contract(edited)
+    return edited
+
+
+def referenced_products(contract: Contract) -> list[tuple[str, str]]:
+    """Every ``(field, product id)`` the contract's terms name, for existence checks."""
+    found: list[tuple[str, str]] = []
+    for i, o in enumerate(contract.overrides):
+        found.append((f"overrides[{i}].product_id", o.product_id))
+    grants: list[tuple[str, Credit | RecurringCredit | Commit]] = [
+        *((f"credits[{i}]", c) for i, c in enumerate(contract.credits)),
+        *((f"recurring_credits[{i}]", r) for i, r in enumerate(contract.recurring_credits)),
+        *((f"commits[{i}]", c) for i, c in enumerate(contract.commits)),
+    ]
+    for field, grant in grants:
+        for product_id in sorted(grant.applicable_product_ids or ()):
+            found.append((f"{field}.applicable_product_ids", product_id))
+    for i, c in enumerate(contract.commits):
+        found.append((f"commits[{i}].product_id", c.product_id))
+    for i, s in enumerate(contract.subscriptions):
+        found.append((f"subscriptions[{i}].product_id", s.product_id))
+    for i, charge in enumerate(contract.scheduled_charges):
+        found.append((f"scheduled_charges[{i}].product_id", charge.product_id))
+    return found

@@ -1,0 +1,103 @@
+"""Finalized invoices and the balance ledger, as stored (drafts live in models.drafts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from billing.drawdown import LedgerEntry, LedgerEntryType
+from billing.invoices import Invoice, InvoiceStatus
+from models.codec import decode
+from models.invoices import InvoiceRow, LedgerEntryRow
+from models.store.pages import page
+from models.tables import table
+
+invoices = table(InvoiceRow)
+ledger = table(LedgerEntryRow)
+
+
+@dataclass(frozen=True)
+class StoredInvoice:
+    id: str
+    invoice: Invoice
+    late_events: int
+    finalized_at: datetime
+    voided_at: datetime | None
+    replaces_invoice_id: str | None
+
+
+def _stored(row: Any) -> StoredInvoice:
+    invoice = decode(Invoice, row.document)
+    return StoredInvoice(
+        id=row.id,
+        invoice=invoice,
+        late_events=row.late_events,
+        finalized_at=row.finalized_at,
+        voided_at=row.voided_at,
+        replaces_invoice_id=row.replaces_invoice_id,
+    )
+
+
+async def invoice_by_id(
+    conn: AsyncConnection, org_id: str, invoice_id: str, customer_id: str | None = None
+) -> StoredInvoice | None:
+    """A stored invoice of ``org_id`` (and of ``customer_id`` when given), or None."""
+    query = select(invoices).where((invoices.c.id == invoice_id) & (invoices.c.org_id == org_id))
+    if customer_id is not None:
+        query = query.where(invoices.c.customer_id == customer_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else _stored(row)
+
+
+async def invoices_page(
+    conn: AsyncConnection, org_id: str, customer_id: str, first: int, after: str | None
+) -> tuple[list[tuple[str, StoredInvoice]], bool]:
+    """A customer's stored invoices, newest period first."""
+    query = select(invoices).where(
+        (invoices.c.org_id == org_id) & (invoices.c.customer_id == customer_id)
+    )
+    found = await page(
+        conn, query, invoices.c.starting_at, invoices.c.id, first, after, newest_first=True
+    )
+    return [(cursor, _stored(row)) for cursor, row in found.rows], found.has_next
+
+
+async def closed_periods(
+    conn: AsyncConnection, org_id: str, contract_ids: Sequence[str]
+) -> set[tuple[str, datetime]]:
+    """(contract id, period start) of every period with a finalized invoice: those periods
+    have no draft any more."""
+    if not contract_ids:
+        return set()
+    query = select(invoices.c.contract_id, invoices.c.starting_at).where(
+        (invoices.c.org_id == org_id)
+        & invoices.c.contract_id.in_(sorted(set(contract_ids)))
+        & (invoices.c.status != InvoiceStatus.VOID.value)
+    )
+    return {(contract_id, start) for contract_id, start in await conn.execute(query)}
+
+
+async def ledgers_of(
+    conn: AsyncConnection, org_id: str, customer_ids: Sequence[str]
+) -> dict[str, list[LedgerEntry]]:
+    """Per balance segment id, the recorded ledger entries of these customers, in order."""
+    result: dict[str, list[LedgerEntry]] = {}
+    if not customer_ids:
+        return result
+    query = (
+        select(ledger)
+        .where((ledger.c.org_id == org_id) & ledger.c.customer_id.in_(sorted(set(customer_ids))))
+        .order_by(ledger.c.timestamp, ledger.c.id)
+    )
+    for row in await conn.execute(query):
+        result.setdefault(row.segment_id, []).append(
+            LedgerEntry(
+                row.segment_id, LedgerEntryType(row.type), row.amount, row.timestamp, row.invoice_id
+            )
+        )
+    return result

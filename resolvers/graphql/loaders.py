@@ -1,0 +1,188 @@
+"""Per-request data access for nested fields: DataLoaders batch what a page of customers
+needs (contracts, drafts, balances, edits) into a constant number of queries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import cast
+
+from strawberry.dataloader import DataLoader
+from strawberry.scalars import JSON
+
+from billing.drawdown import segment_start_entry
+from billing.errors import ValidationError
+from billing.invoices import Invoice as CoreInvoice
+from models.drafts import ContractDrafts, drafts_of_customers
+from models.store.alerts import AlertRecord, alerts_of
+from models.store.api_keys import Principal
+from models.store.contracts import ContractRecord, EditRecord, contracts_of_customers, edits_of
+from models.store.invoices import StoredInvoice, invoices_page
+from models.store.metrics import list_metrics
+from models.store.organizations import get_organization
+from models.store.rollups import usage_series
+from resolvers.graphql.convert import connection
+from resolvers.services import Services
+from schema.alerts import Alert, AlertStatus
+from schema.contracts import Contract, ContractEdit
+from schema.customers import Balance, LedgerEntry, UsagePoint, UsageWindow
+from schema.invoices import Invoice
+from schema.pagination import Connection
+from schema.views import view
+
+USAGE_SPAN = {UsageWindow.HOUR: timedelta(days=31), UsageWindow.DAY: timedelta(days=366)}
+WINDOW = {UsageWindow.HOUR: timedelta(hours=1), UsageWindow.DAY: timedelta(days=1)}
+
+
+def contract_view(record: ContractRecord) -> Contract:
+    return view(Contract, record.contract, archived_at=record.archived_at)
+
+
+def draft_view(invoice: CoreInvoice) -> Invoice:
+    return view(
+        Invoice,
+        invoice,
+        id=None,
+        late_events=0,
+        finalized_at=None,
+        voided_at=None,
+        replaces_invoice_id=None,
+    )
+
+
+def stored_invoice_view(stored: StoredInvoice) -> Invoice:
+    return view(Invoice, stored, stored.invoice)
+
+
+def alert_view(record: AlertRecord) -> Alert:
+    return view(
+        Alert,
+        record.rule,
+        archived_at=record.archived_at,
+        statuses=[view(AlertStatus, s) for s in record.statuses],
+    )
+
+
+class Loaders:
+    """Everything nested fields read, scoped to the caller's organization."""
+
+    def __init__(self, services: Services, principal: Principal | None) -> None:
+        self.services = services
+        self.org_id = principal.org_id if principal else ""
+        self._grace: timedelta | None = None
+        self.customer_contracts = DataLoader(self._customer_contracts)
+        self.billing = DataLoader(self._billing)
+        self.draft_invoices = DataLoader(self._draft_invoices)
+        self.contract_edits = DataLoader(self._contract_edits)
+
+    async def grace(self) -> timedelta:
+        """The organization's grace period (its own setting, else the installation's)."""
+        if self._grace is None:
+            async with self.services.db.read() as conn:
+                org = await get_organization(conn, self.org_id)
+            seconds = org.grace_period_seconds if org else None
+            self._grace = (
+                self.services.grace_period if seconds is None else timedelta(seconds=seconds)
+            )
+        return self._grace
+
+    async def _customer_contracts(self, customer_ids: list[str]) -> list[list[Contract]]:
+        async with self.services.db.read() as conn:
+            found = await contracts_of_customers(conn, self.org_id, customer_ids)
+        return [[view(Contract, c, archived_at=None) for c in found[i]] for i in customer_ids]
+
+    async def _billing(self, customer_ids: list[str]) -> list[list[ContractDrafts]]:
+        grace = await self.grace()
+        async with self.services.db.read() as conn:
+            found = await drafts_of_customers(
+                conn, self.org_id, customer_ids, self.services.clock(), grace
+            )
+        return [found[i] for i in customer_ids]
+
+    async def _draft_invoices(self, customer_ids: list[str]) -> list[list[Invoice]]:
+        billing = await self.billing.load_many(customer_ids)
+        return [[draft_view(i) for d in drafts for i in d.invoices] for drafts in billing]
+
+    async def _contract_edits(self, contract_ids: list[str]) -> list[list[ContractEdit]]:
+        async with self.services.db.read() as conn:
+            found: dict[str, list[EditRecord]] = await edits_of(conn, self.org_id, contract_ids)
+        return [[view(ContractEdit, e) for e in found[i]] for i in contract_ids]
+
+    async def balances(self, customer_id: str, include_expired: bool) -> list[Balance]:
+        now = self.services.clock()
+        result = []
+        for drafts in await self.billing.load(customer_id):
+            for balance in drafts.balances:
+                segment = balance.segment
+                if segment.starting_at > now:
+                    continue
+                live = segment.live_at(now) or balance.pending_draft_deduction
+                if not (live or include_expired):
+                    continue
+                entries = sorted(drafts.ledgers.get(segment.id, []), key=lambda e: e.timestamp)
+                result.append(
+                    view(
+                        Balance,
+                        balance,
+                        segment,
+                        contract_id=drafts.contract.id,
+                        ledger=[
+                            view(LedgerEntry, e) for e in [segment_start_entry(segment), *entries]
+                        ],
+                        remaining_after_drafts=balance.remaining_after_drafts,
+                    )
+                )
+        return result
+
+    async def invoices(
+        self, customer_id: str, first: int, after: str | None
+    ) -> Connection[Invoice]:
+        async with self.services.db.read() as conn:
+            found = await invoices_page(conn, self.org_id, customer_id, first, after)
+        return connection(found, stored_invoice_view)
+
+    async def usage(
+        self,
+        customer_id: str,
+        metric_id: str,
+        starting_at: datetime,
+        ending_before: datetime,
+        window: UsageWindow,
+        group_key: list[str] | None,
+    ) -> list[UsagePoint]:
+        if ending_before <= starting_at:
+            raise ValidationError("ending_before", "must be after starting_at")
+        if ending_before - starting_at > USAGE_SPAN[window]:
+            raise ValidationError(
+                "ending_before",
+                f"{window.value} windows span at most {USAGE_SPAN[window].days} days",
+            )
+        async with self.services.db.read() as conn:
+            found = await list_metrics(
+                conn, self.org_id, include_archived=True, metric_id=metric_id
+            )
+            if not found:
+                raise ValidationError("billable_metric_id", f"no billable metric {metric_id!r}")
+            series = await usage_series(
+                conn,
+                self.org_id,
+                customer_id,
+                found[0].definition,
+                starting_at,
+                ending_before,
+                window.value,
+                group_key,
+            )
+        return [
+            UsagePoint(
+                starting_at=bucket,
+                ending_before=bucket + WINDOW[window],
+                group=cast(JSON, dict(group)),
+                quantity=quantity,
+            )
+            for bucket, group, quantity in series
+        ]
+
+    async def customer_alerts(self, customer_id: str) -> list[Alert]:
+        async with self.services.db.read() as conn:
+            found = await alerts_of(conn, self.org_id, customer_id=customer_id)
+        return [alert_view(record) for record in found]

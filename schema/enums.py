@@ -1,0 +1,55 @@
+"""The billing core's enums, registered as GraphQL enums (one definition of each)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from billing.alerts import AlertState, AlertType
+from billing.catalog import ConversionOperation, ProductType, RateType, RoundingMethod, TierMode
+from billing.contracts import CommitType, OverrideType
+from billing.drawdown import BalanceKind, LedgerEntryType
+from billing.invoices import InvoiceStatus, LineType
+from billing.periods import BillingAnchor, BillingFrequency
+from billing.preview import PreviewMode
+from billing.rates import UnratedReason
+
+for _enum in (
+    AlertState,
+    AlertType,
+    BalanceKind,
+    BillingAnchor,
+    BillingFrequency,
+    CommitType,
+    ConversionOperation,
+    InvoiceStatus,
+    LedgerEntryType,
+    LineType,
+    OverrideType,
+    PreviewMode,
+    ProductType,
+    RateType,
+    RoundingMethod,
+    TierMode,
+    UnratedReason,
+):
+    strawberry.enum(_enum)
+
+__all__ = [
+    "AlertState",
+    "AlertType",
+    "BalanceKind",
+    "BillingAnchor",
+    "BillingFrequency",
+    "CommitType",
+    "ConversionOperation",
+    "InvoiceStatus",
+    "LedgerEntryType",
+    "LineType",
+    "OverrideType",
+    "PreviewMode",
+    "ProductType",
+    "RateType",
+    "RoundingMethod",
+    "TierMode",
+    "UnratedReason",
+]
