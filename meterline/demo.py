@@ -5,14 +5,100 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from billing.catalog import (
+    ConversionOperation,
+    PriceSpec,
+    Product,
+    ProductType,
+    QuantityConversion,
+    Rate,
+    RateType,
+)
+from billing.contracts import Contract, RecurringCredit
+from billing.metering import AggregationType, EventTypeFilter, MetricDefinition, PropertyFilter
+from billing.periods import BillingFrequency
 from meterline.settings import Settings
 from models.db import Database
 from models.store.api_keys import authenticate, create_api_key
+from models.store.catalog import create_product, create_rate_card
+from models.store.contracts import create_contract
+from models.store.customers import create_customer
+from models.store.metrics import create_metric, list_metrics
 from models.store.organizations import get_or_create_organization
 
 DEMO_ORG = "Demo"
+DEMO_ALIAS = "demo-customer"
+MILLION = Decimal(1_000_000)
+
+
+async def _seed_billing(conn: AsyncConnection, org_id: str, now: datetime) -> None:
+    """Once per demo organization: an LLM-token metric priced per million tokens and per
+    model, and a customer (alias ``demo-customer``) on a monthly contract with $9 of free
+    usage a month, so events sent in the tour show up on a draft invoice."""
+    if await list_metrics(conn, org_id, include_archived=True):
+        return
+    metric_id = await create_metric(
+        conn,
+        org_id,
+        MetricDefinition(
+            id="",
+            name="Input tokens",
+            aggregation_type=AggregationType.SUM,
+            event_type_filter=EventTypeFilter(("llm_request",), None),
+            property_filters=(
+                PropertyFilter("model", True, None, None),
+                PropertyFilter("input_tokens", True, None, None),
+            ),
+            aggregation_key="input_tokens",
+            group_keys=(("model",),),
+        ),
+        now,
+    )
+    product = await create_product(
+        conn,
+        org_id,
+        Product(
+            id="",
+            name="Input tokens (per million)",
+            type=ProductType.USAGE,
+            billable_metric_id=metric_id,
+            pricing_group_key=("model",),
+            quantity_conversion=QuantityConversion(MILLION, ConversionOperation.DIVIDE),
+        ),
+        now,
+    )
+    year_start = now.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    card = await create_rate_card(
+        conn,
+        org_id,
+        "Standard",
+        "USD",
+        [
+            Rate(product.id, year_start, PriceSpec(RateType.FLAT, Decimal(price)), **group)
+            for price, group in (
+                ("1.50", {"pricing_group_values": (("model", "gpt-5"),)}),
+                ("0.30", {"pricing_group_values": (("model", "gpt-5-mini"),)}),
+            )
+        ],
+        now,
+    )
+    customer_id = await create_customer(
+        conn, org_id, "Demo customer", now, ingest_aliases=[DEMO_ALIAS]
+    )
+    month_start = year_start.replace(month=now.month)
+    free = RecurringCredit("", "Free tier", Decimal("9.00"), BillingFrequency.MONTHLY, month_start)
+    await create_contract(
+        conn,
+        org_id,
+        Contract("", customer_id, card.id, month_start, recurring_credits=(free,)),
+        now,
+        actor="demo",
+    )
 
 
 def demo_key_file(settings: Settings) -> Path:
@@ -26,6 +112,7 @@ async def seed_demo(settings: Settings, clock: Callable[[], datetime]) -> str:
     try:
         async with db.write() as conn:
             org_id = await get_or_create_organization(conn, DEMO_ORG, clock())
+            await _seed_billing(conn, org_id, clock())
             if key_file.exists():
                 kept = key_file.read_text().strip()
                 principal = await authenticate(conn, kept, clock())

@@ -71,6 +71,13 @@ def require_customer(info: Info[Context, Any], customer_id: str, scope: str = "r
     return principal
 
 
+def reader(info: Info[Context, Any]) -> Principal:
+    """The caller if it may read: an API key with ``read``, or any customer token (whose
+    reads the resolver restricts to its customer)."""
+    principal = _caller(info)
+    return principal if principal.customer_id is not None else require(info, "read")
+
+
 @asynccontextmanager
 async def read(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
     async with info.context.services.db.read() as conn:

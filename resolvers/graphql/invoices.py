@@ -13,7 +13,7 @@ from billing.metering import UsageEvent
 from billing.preview import PreviewMode
 from models.drafts import preview_customer
 from models.store.invoices import invoice_by_id
-from resolvers.graphql.context import Context, not_found, read, require_customer
+from resolvers.graphql.context import Context, not_found, read, reader, require_customer
 from resolvers.graphql.loaders import draft_view, stored_invoice_view
 from schema.events import EventInput
 from schema.invoices import CostPreview, Invoice, InvoicePreview, LineDelta
@@ -24,15 +24,13 @@ MAX_PREVIEW_EVENTS = 1000
 
 async def invoice(info: Info[Context, Any], id: strawberry.ID) -> Invoice:
     """A finalized or voided invoice (a customer token sees its customer's only)."""
-    principal = info.context.principal
-    own = principal.customer_id if principal is not None else None
+    principal = reader(info)
     async with read(info) as conn:
         found = await invoice_by_id(
-            conn, principal.org_id if principal else "", str(id), customer_id=own
+            conn, principal.org_id, str(id), customer_id=principal.customer_id
         )
     if found is None:
         raise not_found("invoice", id)
-    require_customer(info, found.invoice.customer_id)
     return stored_invoice_view(found)
 
 

@@ -56,23 +56,33 @@ def demo_server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str
     process.wait(timeout=30)
 
 
-def test_serve_demo_then_curl_ingest(
+DRAFTS = """{ customers { nodes { name draftInvoices {
+  subtotal total lines { type name quantity amount group } } } } }"""
+
+
+def test_serve_demo_then_the_readme_tour(
     demo_server: tuple[str, str, subprocess.Popen[str], str],
 ) -> None:
     base, key, _, _ = demo_server
+    headers = {"Authorization": f"Bearer {key}"}
     assert httpx.get(f"{base}/readyz").json()["status"] == "ok"
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = {
-        "transaction_id": "readme-1",
+        "transaction_id": "tx-1",
         "customer_id": "demo-customer",
-        "event_type": "api_call",
+        "event_type": "llm_request",
         "timestamp": now,
-        "properties": {"tokens": 1200},
+        "properties": {"model": "gpt-5", "input_tokens": 2000000},
     }
-    report = httpx.post(
-        f"{base}/v1/ingest", json=[event, event], headers={"Authorization": f"Bearer {key}"}
-    ).json()
-    assert report["accepted"] == 1 and report["duplicates"] == ["readme-1"]
+    report = httpx.post(f"{base}/v1/ingest", json=[event, event], headers=headers).json()
+    assert report["accepted"] == 1 and report["duplicates"] == ["tx-1"]
+    answer = httpx.post(f"{base}/graphql", json={"query": DRAFTS}, headers=headers).json()
+    ((customer,),) = [answer["data"]["customers"]["nodes"]]
+    (draft,) = customer["draftInvoices"]
+    usage, credit = draft["lines"]
+    assert (usage["group"], usage["quantity"], usage["amount"]) == ({"model": "gpt-5"}, "2", "3.00")
+    assert (credit["name"], credit["amount"]) == ("Free tier", "-3.00")
+    assert (draft["subtotal"], draft["total"]) == ("3.00", "0.00")
 
 
 def redis_servers_on(socket_path: str) -> list[str]:
