@@ -28,13 +28,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
 
 
 class BillingError(Exception):
-    """Base of every deliberate billing error; ``code`` says which kind it is."""
+    """Base of every deliberate billing error; ``code`` says which kind it is and
+    ``field``, when known, names the offending input field (dotted path allowed)."""
 
     code: ClassVar[ErrorCode] = "VALIDATION"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
         self.message = message
+        self.field = field
 
 
 class ValidationError(BillingError):
@@ -43,9 +45,7 @@ class ValidationError(BillingError):
     code: ClassVar[ErrorCode] = "VALIDATION"
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field)
 
 
 class NotFoundError(BillingError):

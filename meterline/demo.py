@@ -79,11 +79,13 @@ async def _seed_billing(conn: AsyncConnection, org_id: str, now: datetime) -> No
         "Standard",
         "USD",
         [
-            Rate(product.id, year_start, PriceSpec(RateType.FLAT, Decimal(price)), **group)
-            for price, group in (
-                ("1.50", {"pricing_group_values": (("model", "gpt-5"),)}),
-                ("0.30", {"pricing_group_values": (("model", "gpt-5-mini"),)}),
+            Rate(
+                product.id,
+                year_start,
+                PriceSpec(RateType.FLAT, Decimal(price)),
+                pricing_group_values=(("model", model),),
             )
+            for model, price in (("gpt-5", "1.50"), ("gpt-5-mini", "0.30"))
         ],
         now,
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,10 +46,10 @@ async def create_alert(
     validate_rule(stored)
     customer = stored.customer_id
     if customer is not None and not await customers_by_id(conn, org_id, [customer]):
-        raise NotFoundError(f"customer_id: no customer {customer!r}")
+        raise NotFoundError(f"no customer {customer!r}", "customer_id")
     metric_id = stored.billable_metric_id
     if metric_id is not None and not await list_metrics(conn, org_id, metric_id=metric_id):
-        raise NotFoundError(f"billable_metric_id: no billable metric {rule.billable_metric_id!r}")
+        raise NotFoundError(f"no billable metric {rule.billable_metric_id!r}", "billable_metric_id")
     await claim_uniqueness_key(conn, org_id, "alert", uniqueness_key, stored.id)
     await conn.execute(
         alerts.insert().values(
@@ -79,42 +81,64 @@ async def alerts_of(
     conn: AsyncConnection,
     org_id: str,
     *,
-    customer_id: str | None = None,
     alert_id: str | None = None,
     include_archived: bool = False,
 ) -> list[AlertRecord]:
-    """The organization's alerts (those watching ``customer_id``: its own and the
-    organization-wide ones, with its states only), oldest first."""
+    """The organization's alerts (or the one ``alert_id``) with every state, oldest first."""
     query = select(alerts).where(alerts.c.org_id == org_id)
-    if customer_id is not None:
-        query = query.where(
-            or_(alerts.c.customer_id == customer_id, alerts.c.customer_id.is_(None))
-        )
     if alert_id is not None:
         query = query.where(alerts.c.id == alert_id)
     if not include_archived:
         query = query.where(alerts.c.archived_at.is_(None))
     rows = list(await conn.execute(query.order_by(alerts.c.created_at, alerts.c.id)))
-    found: dict[str, list[AlertStatus]] = {row.id: [] for row in rows}
-    if rows:
-        state_query = select(states).where(
-            (states.c.org_id == org_id) & states.c.alert_id.in_(list(found))
-        )
-        if customer_id is not None:
-            state_query = state_query.where(states.c.customer_id == customer_id)
-        for s in await conn.execute(
-            state_query.order_by(states.c.customer_id, states.c.group_json)
-        ):
-            found[s.alert_id].append(
-                AlertStatus(
-                    s.alert_id,
-                    s.customer_id,
-                    parse_group_json(s.group_json),
-                    AlertState(s.state),
-                    s.latched,
-                )
+    found = await _statuses(conn, org_id, [row.id for row in rows], None)
+    return [_record(row, found.get(row.id, [])) for row in rows]
+
+
+async def alerts_of_customers(
+    conn: AsyncConnection, org_id: str, customer_ids: Sequence[str]
+) -> dict[str, list[AlertRecord]]:
+    """Per customer: the live alerts watching it (its own and the organization-wide
+    ones) with its states only, oldest first (two queries for any number of customers)."""
+    wanted = sorted(set(customer_ids))
+    query = select(alerts).where(
+        (alerts.c.org_id == org_id)
+        & alerts.c.archived_at.is_(None)
+        & or_(alerts.c.customer_id.in_(wanted), alerts.c.customer_id.is_(None))
+    )
+    rows = list(await conn.execute(query.order_by(alerts.c.created_at, alerts.c.id)))
+    found = await _statuses(conn, org_id, [row.id for row in rows], wanted)
+    return {
+        customer_id: [
+            _record(row, [s for s in found.get(row.id, []) if s.customer_id == customer_id])
+            for row in rows
+            if row.customer_id in (None, customer_id)
+        ]
+        for customer_id in customer_ids
+    }
+
+
+def _record(row: Any, statuses: list[AlertStatus]) -> AlertRecord:
+    return AlertRecord(decode(AlertRule, row.document), row.archived_at, tuple(statuses))
+
+
+async def _statuses(
+    conn: AsyncConnection, org_id: str, alert_ids: list[str], customer_ids: list[str] | None
+) -> dict[str, list[AlertStatus]]:
+    found: dict[str, list[AlertStatus]] = {}
+    if not alert_ids:
+        return found
+    query = select(states).where((states.c.org_id == org_id) & states.c.alert_id.in_(alert_ids))
+    if customer_ids is not None:
+        query = query.where(states.c.customer_id.in_(customer_ids))
+    for s in await conn.execute(query.order_by(states.c.customer_id, states.c.group_json)):
+        found.setdefault(s.alert_id, []).append(
+            AlertStatus(
+                s.alert_id,
+                s.customer_id,
+                parse_group_json(s.group_json),
+                AlertState(s.state),
+                s.latched,
             )
-    return [
-        AlertRecord(decode(AlertRule, row.document), row.archived_at, tuple(found[row.id]))
-        for row in rows
-    ]
+        )
+    return found

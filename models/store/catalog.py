@@ -36,11 +36,14 @@ async def create_product(
     """Store a new product (its ``id`` is assigned here) after the core validated it."""
     stored = replace(product, id=new_id("prod"))
     metrics = {m.id: m for m in await active_metrics(conn, org_id)}
+    metric_id = stored.billable_metric_id
+    if metric_id is not None and metric_id not in metrics:
+        raise NotFoundError(f"no live billable metric {metric_id!r}", "billable_metric_id")
     validate_product(stored, metrics)
     known = await list_products(conn, org_id)
     missing = [p for p in stored.composite_product_ids if p not in {k.id for k in known}]
     if missing:
-        raise NotFoundError(f"composite_product_ids: no product {missing[0]!r}")
+        raise NotFoundError(f"no product {missing[0]!r}", "composite_product_ids")
     await claim_uniqueness_key(conn, org_id, "product", uniqueness_key, stored.id)
     await conn.execute(
         products.insert().values(
@@ -97,7 +100,7 @@ async def update_product(
     mine = (products.c.id == product_id) & (products.c.org_id == org_id)
     row = (await conn.execute(select(products).where(mine))).first()
     if row is None:
-        raise NotFoundError(f"no product {product_id!r}")
+        raise NotFoundError(f"no product {product_id!r}", "id")
     product = decode(Product, row.document)
     values: dict[str, object] = {}
     if name is not None:
@@ -144,7 +147,7 @@ async def add_rates(
         )
     )
     if currency is None:
-        raise NotFoundError(f"rate_card_id: no rate card {rate_card_id!r}")
+        raise NotFoundError(f"no rate card {rate_card_id!r}", "rate_card_id")
     known = {p.id: p for p in await list_products(conn, org_id)}
     archived = set(
         await conn.scalars(
@@ -157,7 +160,9 @@ async def add_rates(
     for index, rate in enumerate(rate_list):
         product = known.get(rate.product_id)
         if product is None or product.id in archived:
-            raise NotFoundError(f"rates[{index}].product_id: no live product {rate.product_id!r}")
+            raise NotFoundError(
+                f"no live product {rate.product_id!r}", f"rates[{index}].product_id"
+            )
         stored.append(replace(rate, id=new_id("rate")))
         validate_rate(stored[-1], product, currency)
     if stored:
@@ -210,7 +215,7 @@ async def load_rate_card(conn: AsyncConnection, org_id: str, rate_card_id: str) 
     """The rate card ``rate_card_id`` of ``org_id``; NOT_FOUND otherwise."""
     found = await rate_cards_by_id(conn, org_id, [rate_card_id])
     if rate_card_id not in found:
-        raise NotFoundError(f"rate_card_id: no rate card {rate_card_id!r}")
+        raise NotFoundError(f"no rate card {rate_card_id!r}", "rate_card_id")
     return found[rate_card_id]
 
 

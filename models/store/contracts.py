@@ -72,7 +72,7 @@ async def _check_references(conn: AsyncConnection, org_id: str, contract: Contra
         )
     )
     if customer is None:
-        raise NotFoundError(f"customer_id: no customer {contract.customer_id!r}")
+        raise NotFoundError(f"no customer {contract.customer_id!r}", "customer_id")
     await load_rate_card(conn, org_id, contract.rate_card_id)
     known = {p.id for p in await list_products(conn, org_id)}
     for field, product_id in referenced_products(contract):
@@ -123,7 +123,7 @@ async def _live_row(conn: AsyncConnection, org_id: str, contract_id: str) -> Any
         )
     ).first()
     if row is None:
-        raise NotFoundError(f"contract_id: no live contract {contract_id!r}")
+        raise NotFoundError(f"no live contract {contract_id!r}", "contract_id")
     return row
 
 

@@ -96,7 +96,7 @@ async def add_aliases(
             await conn.execute(ingest_keys.insert(), rows)
     except IntegrityError as error:
         raise ConflictError(
-            f"ingest_aliases: one of {wanted} already names another customer"
+            f"one of {wanted} already names another customer", "ingest_aliases"
         ) from error
     await dialect.lock_organization(conn, org_id, exclusive=True)
     orphan = (events.c.org_id == org_id) & events.c.customer_id.is_(None)
@@ -212,7 +212,7 @@ async def update_customer(
     mine = (customers.c.id == customer_id) & (customers.c.org_id == org_id)
     exists = await conn.scalar(select(customers.c.id).where(mine))
     if exists is None:
-        raise NotFoundError(f"no customer {customer_id!r}")
+        raise NotFoundError(f"no customer {customer_id!r}", "id")
     if values:
         await conn.execute(update(customers).where(mine).values(**values))
     await add_aliases(conn, org_id, customer_id, add_ingest_aliases)

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.drawdown import LedgerEntry, LedgerEntryType
 from billing.invoices import Invoice, InvoiceStatus
 from models.codec import decode
 from models.invoices import InvoiceRow, LedgerEntryRow
-from models.store.pages import page
+from models.store.pages import check_first, cursor_of, page
 from models.tables import table
 
 invoices = table(InvoiceRow)
@@ -65,6 +65,40 @@ async def invoices_page(
         conn, query, invoices.c.starting_at, invoices.c.id, first, after, newest_first=True
     )
     return [(cursor, _stored(row)) for cursor, row in found.rows], found.has_next
+
+
+async def first_invoice_pages(
+    conn: AsyncConnection, org_id: str, customer_ids: Sequence[str], first: int
+) -> dict[str, tuple[list[tuple[str, StoredInvoice]], bool]]:
+    """The first page of each customer's stored invoices (newest period first), in one
+    query for any number of customers."""
+    check_first(first)
+    rank = (
+        func.row_number()
+        .over(
+            partition_by=invoices.c.customer_id,
+            order_by=(invoices.c.starting_at.desc(), invoices.c.id.desc()),
+        )
+        .label("rank")
+    )
+    ranked = (
+        select(invoices, rank)
+        .where(
+            (invoices.c.org_id == org_id) & invoices.c.customer_id.in_(sorted(set(customer_ids)))
+        )
+        .subquery()
+    )
+    query = select(ranked).where(ranked.c.rank <= first + 1).order_by(ranked.c.rank)
+    rows: dict[str, list[Any]] = {c: [] for c in customer_ids}
+    for row in await conn.execute(query):
+        rows[row.customer_id].append(row)
+    return {
+        customer_id: (
+            [(cursor_of(r.starting_at, r.id), _stored(r)) for r in found[:first]],
+            len(found) > first,
+        )
+        for customer_id, found in rows.items()
+    }
 
 
 async def closed_periods(

@@ -65,7 +65,7 @@ async def package_contract(
         )
     ).first()
     if row is None:
-        raise NotFoundError(f"package_id: no package {package_id!r}")
+        raise NotFoundError(f"no package {package_id!r}", "package_id")
     return instantiate(decode(Package, row.document), customer_id, starting_at, new_id)
 
 

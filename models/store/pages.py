@@ -23,6 +23,11 @@ class Page:
     has_next: bool
 
 
+def check_first(first: int) -> None:
+    if not 1 <= first <= MAX_PAGE:
+        raise ValidationError("first", f"must be between 1 and {MAX_PAGE}")
+
+
 def cursor_of(created_at: datetime, row_id: str) -> str:
     raw = f"{created_at.isoformat()}|{row_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -49,8 +54,7 @@ async def page(
 ) -> Page:
     """``first`` rows (1–100) of ``query`` after the ``after`` cursor, ordered by
     (``created_at``, ``row_id``) ascending, or descending with ``newest_first``."""
-    if not 1 <= first <= MAX_PAGE:
-        raise ValidationError("first", f"must be between 1 and {MAX_PAGE}")
+    check_first(first)
     if after is not None:
         moment, last_id = _decode(after)
         if newest_first:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import IntEnum
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -59,7 +60,7 @@ from billing.metering import (
 )
 from models.store import dialect
 from models.tables import table
-from models.types import UTCDateTime
+from models.types import ExactDecimal, UTCDateTime
 from models.usage import UsageDistinct, UsageEventRow, UsageRollup
 
 HOUR = timedelta(hours=1)
@@ -316,46 +317,11 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _derived_table(
-    conn: AsyncConnection, name: str, columns: Sequence[tuple[str, TypeEngine[Any]]], rows: list
-) -> FromClause:
-    """``rows`` as a table in one bound parameter per column (PostgreSQL) or one in all.
-
-    The SQL text does not depend on the number of rows, so it is compiled (and prepared)
-    once whatever the number of windows read.
-    """
-    if dialect.is_sqlite(conn):
-        stamp = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        assert stamp is not None
-        is_time = [isinstance(t, UTCDateTime) for _, t in columns]
-        payload = [
-            [stamp(v) if timed else v for v, timed in zip(row, is_time, strict=True)]
-            for row in rows
-        ]
-        items = func.json_each(bindparam(f"{name}_json", orjson.dumps(payload).decode()))
-        source = items.table_valued("value", name=f"{name}_items")
-        picked = [
-            type_coerce(func.json_extract(source.c.value, f"$[{i}]"), t).label(n)
-            for i, (n, t) in enumerate(columns)
-        ]
-        return select(*picked).select_from(source).subquery(name)
-    arrays = []
-    for i, (n, t) in enumerate(columns):
-        array_type = ARRAY(t)
-        values = [row[i] for row in rows]
-        arrays.append(cast(bindparam(f"{name}_{n}", values, type_=array_type), array_type))
-    return (
-        func.unnest(*arrays)
-        .table_valued(*(column(n, t) for n, t in columns))
-        .render_derived(name=name)
-    )
-
-
 class _DrivenBy(Join):
     """An inner join whose left side drives the loop (SQLite: ``CROSS JOIN``).
 
-    SQLite's planner would otherwise scan the rollups of the whole organization and probe
-    the small table of spans for each row.
+    SQLite's planner would otherwise scan the organization's rollups and probe the small
+    table of spans for each row.
     """
 
     inherit_cache = True
@@ -369,171 +335,234 @@ def _cross_join(join: _DrivenBy, compiler: Any, **kw: Any) -> str:
     return f"{left} CROSS JOIN {text[len(left) + len(' JOIN ') :]}"
 
 
-SPAN_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
+Columns = tuple[tuple[str, TypeEngine[Any]], ...]
+SPANS: Columns = (
     ("tag", Integer()),
     ("customer_id", String()),
     ("metric_id", String()),
     ("grain", SmallInteger()),
     ("lo", UTCDateTime()),
     ("hi", UTCDateTime()),
-]
-EDGE_COLUMNS: list[tuple[str, TypeEngine[Any]]] = [
+)
+EDGES: Columns = (
     ("tag", Integer()),
     ("customer_id", String()),
     ("lo", UTCDateTime()),
     ("hi", UTCDateTime()),
-]
+)
 
 
-@dataclass(frozen=True)
-class _Read:
-    """Windows ``(tag, customer id, start, end)`` cut into grains up to ``top``.
-
-    Results are keyed by tag, or with ``series`` set by the bucket of that grain holding
-    each row or event.
-    """
-
-    windows: Sequence[tuple[int, str, datetime, datetime]]
-    top: Grain
-    series: Grain | None = None
-
-
-Merged = dict[tuple[Hashable, str, GroupValues], RollupPartial]
-
-
-class _Merger:
-    """Merges partials per (tag or bucket, metric id, group values)."""
-
-    def __init__(self, series: Grain | None) -> None:
-        self.series = series
-        self.merged: Merged = {}
-        self._groups: dict[str, GroupValues] = {}
-
-    def key(self, tag: int, moment: datetime | None) -> Hashable:
-        return tag if self.series is None or moment is None else floor_to(moment, self.series)
-
-    def group(self, gjson: str) -> GroupValues:
-        found = self._groups.get(gjson)
-        if found is None:
-            found = self._groups[gjson] = parse_group_json(gjson)
-        return found
-
-    def add(self, key: Hashable, metric_id: str, group: GroupValues, p: RollupPartial) -> None:
-        cell = (key, metric_id, group)
-        previous = self.merged.get(cell)
-        self.merged[cell] = p if previous is None else previous.merge(p)
+def _rows_table(sqlite: bool, name: str, columns: Columns) -> FromClause:
+    """A table of rows bound at execution (:func:`_rows_params`) in a fixed SQL text, so
+    it is compiled (and prepared) once whatever the number of rows: ``json_each`` of one
+    JSON parameter on SQLite, ``unnest`` of one array per column on PostgreSQL."""
+    if sqlite:
+        items = func.json_each(bindparam(name, type_=String())).table_valued("value")
+        picked = [
+            type_coerce(func.json_extract(items.c.value, f"$[{i}]"), kind).label(column_name)
+            for i, (column_name, kind) in enumerate(columns)
+        ]
+        return select(*picked).select_from(items).subquery(name)
+    arrays = [
+        cast(bindparam(f"{name}_{column_name}", type_=ARRAY(kind)), ARRAY(kind))
+        for column_name, kind in columns
+    ]
+    typed = (column(column_name, kind) for column_name, kind in columns)
+    return func.unnest(*arrays).table_valued(*typed).render_derived(name=name)
 
 
-async def _read(
-    conn: AsyncConnection, org_id: str, read: _Read, metrics: Sequence[MetricDefinition]
-) -> Merged:
-    """The merged partials of the windows: at most three statements whatever their number."""
-    merger = _Merger(read.series)
-    if not metrics:
-        return merger.merged
-    spans, edges = [], []
-    for tag, customer_id, start, end in read.windows:
-        cover = _cover(_utc(start), _utc(end), read.top)
-        for grain, lo, hi in cover.spans:
-            spans.extend((tag, customer_id, m.id, int(grain), lo, hi) for m in metrics)
-        edges.extend((tag, customer_id, lo, hi) for lo, hi in cover.edges)
-    if spans:
-        await _read_rollups(conn, org_id, spans, metrics, merger)
-        unique = {m.id for m in metrics if m.aggregation_type is AggregationType.UNIQUE}
-        picked = [span for span in spans if span[2] in unique]
-        if picked:
-            await _read_distinct(conn, org_id, picked, merger)
-    if edges:
-        await _read_edges(conn, org_id, edges, metrics, merger)
-    return merger.merged
+def _rows_params(
+    conn: AsyncConnection, name: str, columns: Columns, rows: list[tuple[Any, ...]]
+) -> dict[str, Any]:
+    if dialect.is_sqlite(conn):
+        stamp = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        assert stamp is not None
+        timed = [i for i, (_, kind) in enumerate(columns) if isinstance(kind, UTCDateTime)]
+        payload = [list(row) for row in rows]
+        for row in payload:
+            for i in timed:
+                row[i] = stamp(row[i])
+        return {name: orjson.dumps(payload).decode()}
+    return {f"{name}_{n}": [row[i] for row in rows] for i, (n, _) in enumerate(columns)}
 
 
-async def _read_rollups(
-    conn: AsyncConnection,
-    org_id: str,
-    spans: list[tuple[Any, ...]],
-    metrics: Sequence[MetricDefinition],
-    merger: _Merger,
-) -> None:
-    span = _derived_table(conn, "spans", SPAN_COLUMNS, spans)
-    latest_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.LATEST}
-    figures = [rollups.c.count, rollups.c.sum, rollups.c.max]
-    if latest_ids:
-        figures += [rollups.c.latest_ts_us, rollups.c.latest_tx, rollups.c.latest_value]
-    query = select(
-        span.c.tag,
-        rollups.c.bucket if merger.series is not None else span.c.tag,
-        rollups.c.metric_id,
-        rollups.c.group_json,
-        *figures,
-    ).select_from(_DrivenBy(span, rollups, _span_match(rollups, span, org_id)))
-    rows = (await conn.execute(query)).all()
-    for tag, bucket, metric_id, gjson, count, total, maximum, *latest in rows:
-        if latest and metric_id in latest_ids and latest[0] is not None:
-            ts_us, tx, value = latest
-            last = LatestValue(_from_micros(ts_us), tx, value)
-            partial = RollupPartial(count=count, sum=total, max=maximum, latest=last)
-        else:
-            partial = RollupPartial(count=count, sum=total, max=maximum)
-        merger.add(merger.key(tag, bucket), metric_id, merger.group(gjson), partial)
-
-
-async def _read_distinct(
-    conn: AsyncConnection, org_id: str, spans: list[tuple[Any, ...]], merger: _Merger
-) -> None:
-    span = _derived_table(conn, "spans", SPAN_COLUMNS, spans)
-    query = select(
-        span.c.tag,
-        distinct.c.bucket if merger.series is not None else span.c.tag,
-        distinct.c.metric_id,
-        distinct.c.group_json,
-        distinct.c.value,
-    ).select_from(_DrivenBy(span, distinct, _span_match(distinct, span, org_id)))
-    values: dict[tuple[Hashable, str, GroupValues], set[str]] = {}
-    for tag, bucket, metric_id, gjson, value in (await conn.execute(query)).all():
-        cell = (merger.key(tag, bucket), metric_id, merger.group(gjson))
-        values.setdefault(cell, set()).add(value)
-    for (key, metric_id, group), found in values.items():
-        merger.add(key, metric_id, group, RollupPartial(distinct=frozenset(found)))
-
-
-async def _read_edges(
-    conn: AsyncConnection,
-    org_id: str,
-    edges: list[tuple[Any, ...]],
-    metrics: Sequence[MetricDefinition],
-    merger: _Merger,
-) -> None:
-    """Raw events of the partial hours, matched here as ingest would have."""
-    edge = _derived_table(conn, "edges", EDGE_COLUMNS, edges)
-    query = select(edge.c.tag, events).select_from(
-        _DrivenBy(
-            edge,
-            events,
-            (events.c.org_id == org_id)
-            & (events.c.customer_id == edge.c.customer_id)
-            & (events.c.timestamp >= edge.c.lo)
-            & (events.c.timestamp < edge.c.hi),
-        )
-    )
-    for row in (await conn.execute(query)).all():
-        usage = event_from_row(row)
-        key = merger.key(row.tag, usage.timestamp)
-        for metric in metrics:
-            found = match_event(metric, usage)
-            if found.partial is not None:
-                merger.add(key, metric.id, found.group_values, found.partial)
-
-
-def _span_match(target: Any, span: FromClause, org_id: str) -> Any:
+def _in_span(target: Any, span: FromClause) -> Any:
     return (
-        (target.c.org_id == org_id)
+        (target.c.org_id == bindparam("org_id"))
         & (target.c.customer_id == span.c.customer_id)
         & (target.c.metric_id == span.c.metric_id)
         & (target.c.grain == span.c.grain)
         & (target.c.bucket >= span.c.lo)
         & (target.c.bucket < span.c.hi)
     )
+
+
+def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    """count / sum / max of every rollup row of the spans."""
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    key = rollups.c.bucket if by_bucket else span.c.tag
+    return select(
+        key,
+        rollups.c.metric_id,
+        rollups.c.group_json,
+        rollups.c.count,
+        rollups.c.sum,
+        rollups.c.max,
+    ).select_from(_DrivenBy(span, rollups, _in_span(rollups, span)))
+
+
+def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    """count / sum / max merged per (window tag, metric, group) in SQL: for windows of
+    several spans (a month-aligned window has one row per group, nothing to merge)."""
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    return (
+        select(
+            span.c.tag,
+            rollups.c.metric_id,
+            func.min(rollups.c.group_json),
+            func.sum(rollups.c.count),
+            type_coerce(dialect.dec_sum(conn, rollups.c.sum), ExactDecimal()),
+            type_coerce(dialect.dec_max(conn, rollups.c.max), ExactDecimal()),
+        )
+        .select_from(_DrivenBy(span, rollups, _in_span(rollups, span)))
+        .group_by(span.c.tag, rollups.c.metric_id, rollups.c.group_hash)
+    )
+
+
+def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    """The latest value of every row of the spans (spans of ``latest`` metrics only)."""
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    key = rollups.c.bucket if by_bucket else span.c.tag
+    return (
+        select(
+            key,
+            rollups.c.metric_id,
+            rollups.c.group_json,
+            rollups.c.latest_ts_us,
+            rollups.c.latest_tx,
+            rollups.c.latest_value,
+        )
+        .select_from(_DrivenBy(span, rollups, _in_span(rollups, span)))
+        .where(rollups.c.latest_ts_us.is_not(None))
+    )
+
+
+def _distinct_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    key = distinct.c.bucket if by_bucket else span.c.tag
+    return (
+        select(key, distinct.c.metric_id, distinct.c.group_json, distinct.c.value)
+        .select_from(_DrivenBy(span, distinct, _in_span(distinct, span)))
+        .distinct()
+    )
+
+
+def _edges_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    edge = _rows_table(dialect.is_sqlite(conn), "edges", EDGES)
+    return select(edge.c.tag, events).select_from(
+        _DrivenBy(
+            edge,
+            events,
+            (events.c.org_id == bindparam("org_id"))
+            & (events.c.customer_id == edge.c.customer_id)
+            & (events.c.timestamp >= edge.c.lo)
+            & (events.c.timestamp < edge.c.hi),
+        )
+    )
+
+
+_queries: dict[tuple[str, Any, bool], Any] = {}
+
+
+def _query(conn: AsyncConnection, build: Any, by_bucket: bool) -> Any:
+    """``build(conn, by_bucket)``, built once per dialect: no per-call construction."""
+    key = (conn.dialect.name, build, by_bucket)
+    found = _queries.get(key)
+    if found is None:
+        found = _queries[key] = build(conn, by_bucket)
+    return found
+
+
+Cell = tuple[Hashable, str, GroupValues]
+"""(window tag or series bucket, metric id, group values)."""
+
+
+async def _read(
+    conn: AsyncConnection,
+    org_id: str,
+    windows: Sequence[tuple[int, str, datetime, datetime]],
+    metrics: Sequence[MetricDefinition],
+    top: Grain,
+    series: Grain | None = None,
+) -> dict[Cell, RollupPartial]:
+    """Merged partials of windows ``(tag, customer id, start, end)`` cut into grains up to
+    ``top``, per tag (or, with ``series``, per bucket of that grain): at most three
+    statements (rollups, distinct values, raw edges) whatever the number of windows."""
+    merged: dict[Cell, RollupPartial] = {}
+    spans: list[tuple[Any, ...]] = []
+    edges: list[tuple[Any, ...]] = []
+    several = False
+    for tag, customer_id, start, end in windows:
+        cover = _cover(_utc(start), _utc(end), top)
+        several = several or len(cover.spans) > 1
+        for grain, lo, hi in cover.spans:
+            spans.extend((tag, customer_id, m.id, int(grain), lo, hi) for m in metrics)
+        edges.extend((tag, customer_id, lo, hi) for lo, hi in cover.edges)
+    groups: dict[str, GroupValues] = {}
+
+    def add(cell: Cell, partial: RollupPartial) -> None:
+        previous = merged.get(cell)
+        merged[cell] = partial if previous is None else previous.merge(partial)
+
+    def group(gjson: str) -> GroupValues:
+        found = groups.get(gjson)
+        if found is None:
+            found = groups[gjson] = parse_group_json(gjson)
+        return found
+
+    by_bucket = series is not None
+
+    def spans_of(ids: set[str] | None) -> dict[str, Any]:
+        picked = spans if ids is None else [span for span in spans if span[2] in ids]
+        return {"org_id": org_id, **_rows_params(conn, "spans", SPANS, picked)}
+
+    if spans:
+        merge_in_sql = several and not by_bucket
+        query = _query(conn, _totals_query if merge_in_sql else _figures_query, by_bucket)
+        for key, metric_id, gjson, count, total, maximum in (
+            await conn.execute(query, spans_of(None))
+        ).all():
+            cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+            add(cell, RollupPartial(count=int(count), sum=total, max=maximum))
+        latest_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.LATEST}
+        if latest_ids:
+            query = _query(conn, _latest_query, by_bucket)
+            for key, metric_id, gjson, ts_us, tx, value in (
+                await conn.execute(query, spans_of(latest_ids))
+            ).all():
+                cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+                add(cell, RollupPartial(latest=LatestValue(_from_micros(ts_us), tx, value)))
+        unique_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.UNIQUE}
+        if unique_ids:
+            values: dict[Cell, set[str]] = {}
+            query = _query(conn, _distinct_query, by_bucket)
+            for key, metric_id, gjson, value in (
+                await conn.execute(query, spans_of(unique_ids))
+            ).all():
+                cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+                values.setdefault(cell, set()).add(value)
+            for cell, found in values.items():
+                add(cell, RollupPartial(distinct=frozenset(found)))
+    if edges:
+        params = {"org_id": org_id, **_rows_params(conn, "edges", EDGES, edges)}
+        for row in (await conn.execute(_query(conn, _edges_query, False), params)).all():
+            usage = event_from_row(row)
+            key = row.tag if series is None else floor_to(usage.timestamp, series)
+            for metric in metrics:
+                judged = match_event(metric, usage)
+                if judged.partial is not None:
+                    add((key, metric.id, judged.group_values), judged.partial)
+    return merged
 
 
 async def window_partials_many(
@@ -548,17 +577,19 @@ async def window_partials_many(
     the number of requests: rollups, distinct values (if a metric is ``unique``) and the
     raw events of partial hours at the windows' edges (if any).
     """
-    windows = [(i, c, s, e) for i, (c, s, e) in enumerate(requests) if s < e]
-    merged = await _read(conn, org_id, _Read(windows, Grain.MONTH), metrics)
     results: list[WindowPartials] = [{m.id: [] for m in metrics} for _ in requests]
-    for (tag, metric_id, group), partial in sorted(merged.items(), key=_by_group):
+    windows = [(i, c, s, e) for i, (c, s, e) in enumerate(requests) if s < e]
+    if not windows or not metrics:
+        return results
+    for (tag, metric_id, group), partial in (
+        await _read(conn, org_id, windows, metrics, Grain.MONTH)
+    ).items():
         assert isinstance(tag, int)
         results[tag][metric_id].append((group, partial))
+    for result in results:
+        for partials in result.values():
+            partials.sort(key=itemgetter(0))
     return results
-
-
-def _by_group(item: tuple[tuple[Hashable, str, GroupValues], RollupPartial]) -> GroupValues:
-    return item[0][2]
 
 
 async def window_partials(
@@ -603,8 +634,7 @@ async def usage_series(
         )
     if start >= end:
         return []
-    read = _Read([(0, customer_id, start, end)], grain, series=grain)
-    merged = await _read(conn, org_id, read, [metric])
+    merged = await _read(conn, org_id, [(0, customer_id, start, end)], [metric], grain, grain)
     projected: dict[tuple[datetime, GroupValues], RollupPartial] = {}
     for (bucket, _, group), partial in merged.items():
         assert isinstance(bucket, datetime)

@@ -26,4 +26,4 @@ async def claim_uniqueness_key(
                 keys.insert().values(org_id=org_id, kind=kind, key=key, object_id=object_id)
             )
     except IntegrityError as error:
-        raise ConflictError(f"uniqueness_key {key!r} was already used for a {kind}") from error
+        raise ConflictError(f"{key!r} was already used for a {kind}", "uniqueness_key") from error

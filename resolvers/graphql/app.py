@@ -9,7 +9,11 @@ import re
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from cross_web import HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, parse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.extensions import (
     DisableIntrospection,
@@ -31,7 +35,7 @@ MAX_TOKENS = 5000
 MAX_ALIASES = 30
 
 log = logging.getLogger("meterline.graphql")
-SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
@@ -63,8 +67,8 @@ def _coded(error: GraphQLError, production: bool) -> GraphQLError:
     message = error.message
     if isinstance(original, BillingError):
         extensions["code"] = original.code
-        if getattr(original, "field", None):
-            extensions["field"] = original.field  # type: ignore[attr-defined]
+        if original.field is not None:
+            extensions["field"] = original.field
         message = original.message
     elif "code" not in extensions:
         if original is None or isinstance(original, GraphQLError):
@@ -89,6 +93,44 @@ class MeterlineGraphQL(GraphQL[Any, None]):
     def __init__(self, schema: strawberry.Schema, *, production: bool) -> None:
         super().__init__(schema, graphql_ide=None if production else "graphiql")
         self.production = production
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Request-level failures (bad body, no query, mutation over GET…) answer JSON with
+        ``extensions.code`` like every other error, not plain text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            body = {
+                "data": None,
+                "errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}],
+            }
+            response = JSONResponse(body, status_code=error.status_code)
+        await response(scope, receive, send)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """The request, refused when its document holds several operations but names none
+        (which one would run is ambiguous)."""
+        try:
+            data = await super().parse_http_body(request)
+        except (AttributeError, TypeError) as error:  # a JSON body that is not an object
+            raise HTTPException(400, "the body must be a JSON object with a query") from error
+        for item in data if isinstance(data, list) else [data]:
+            if item.operation_name is None and isinstance(item.query, str):
+                try:
+                    document = parse(item.query)
+                except GraphQLError:
+                    continue  # reported with a code by the execution
+                operations = [
+                    d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                ]
+                if len(operations) > 1:
+                    raise HTTPException(
+                        400, "the document holds several operations: send operationName"
+                    )
+        return data
 
     async def get_context(self, request: Any, response: Any) -> Any:
         return await build_context(request, response)

@@ -12,6 +12,7 @@ from billing.events import Rejection, normalize_properties
 from billing.metering import UsageEvent
 from billing.preview import PreviewMode
 from models.drafts import preview_customer
+from models.store.customers import customers_by_id
 from models.store.invoices import invoice_by_id
 from resolvers.graphql.context import Context, not_found, read, reader, require_customer
 from resolvers.graphql.loaders import draft_view, stored_invoice_view
@@ -61,6 +62,8 @@ async def cost_preview(
     hypothetical = _events(str(customer_id), events)
     grace = await info.context.loaders.grace()
     async with read(info) as conn:
+        if not await customers_by_id(conn, principal.org_id, [str(customer_id)]):
+            raise not_found("customer", customer_id)
         previews = await preview_customer(
             conn,
             principal.org_id,

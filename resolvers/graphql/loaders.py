@@ -13,10 +13,10 @@ from billing.drawdown import segment_start_entry
 from billing.errors import ValidationError
 from billing.invoices import Invoice as CoreInvoice
 from models.drafts import ContractDrafts, drafts_of_customers
-from models.store.alerts import AlertRecord, alerts_of
+from models.store.alerts import AlertRecord, alerts_of_customers
 from models.store.api_keys import Principal
 from models.store.contracts import ContractRecord, EditRecord, contracts_of_customers, edits_of
-from models.store.invoices import StoredInvoice, invoices_page
+from models.store.invoices import StoredInvoice, first_invoice_pages, invoices_page
 from models.store.metrics import list_metrics
 from models.store.organizations import get_organization
 from models.store.rollups import usage_series
@@ -73,6 +73,8 @@ class Loaders:
         self.billing = DataLoader(self._billing)
         self.draft_invoices = DataLoader(self._draft_invoices)
         self.contract_edits = DataLoader(self._contract_edits)
+        self.invoice_pages = DataLoader(self._invoice_pages)
+        self.alerts = DataLoader(self._alerts)
 
     async def grace(self) -> timedelta:
         """The organization's grace period (its own setting, else the installation's)."""
@@ -136,9 +138,27 @@ class Loaders:
     async def invoices(
         self, customer_id: str, first: int, after: str | None
     ) -> Connection[Invoice]:
+        found: Connection[Invoice] = await self.invoice_pages.load((customer_id, first, after))
+        return found
+
+    async def _invoice_pages(
+        self, keys: list[tuple[str, int, str | None]]
+    ) -> list[Connection[Invoice]]:
+        """First pages of many customers in one query; later pages (a cursor) one by one."""
+        result: dict[tuple[str, int, str | None], Connection[Invoice]] = {}
         async with self.services.db.read() as conn:
-            found = await invoices_page(conn, self.org_id, customer_id, first, after)
-        return connection(found, stored_invoice_view)
+            for first in {k[1] for k in keys if k[2] is None}:
+                customers = [k[0] for k in keys if k[1:] == (first, None)]
+                pages = await first_invoice_pages(conn, self.org_id, customers, first)
+                for customer_id in customers:
+                    result[(customer_id, first, None)] = connection(
+                        pages[customer_id], stored_invoice_view
+                    )
+            for key in keys:
+                if key[2] is not None:
+                    found = await invoices_page(conn, self.org_id, *key)
+                    result[key] = connection(found, stored_invoice_view)
+        return [result[key] for key in keys]
 
     async def usage(
         self,
@@ -183,6 +203,10 @@ class Loaders:
         ]
 
     async def customer_alerts(self, customer_id: str) -> list[Alert]:
+        found: list[Alert] = await self.alerts.load(customer_id)
+        return found
+
+    async def _alerts(self, customer_ids: list[str]) -> list[list[Alert]]:
         async with self.services.db.read() as conn:
-            found = await alerts_of(conn, self.org_id, customer_id=customer_id)
-        return [alert_view(record) for record in found]
+            found = await alerts_of_customers(conn, self.org_id, customer_ids)
+        return [[alert_view(record) for record in found[c]] for c in customer_ids]

@@ -1,20 +1,26 @@
 """Rollups equal a recomputation from raw events (DESIGN: path of one event, step 2).
 
 A randomized stream is sent through ``POST /v1/ingest`` (re-sends included); for several
-windows, aligned on hours or not, ``window_partials`` must equal ``billing.metering`` applied
-directly to the accepted events, and windows must partition: ``[a,b) + [b,c) = [a,c)``.
+windows, aligned on months, days or hours or not, crossing day and month boundaries,
+``window_partials`` (one window) and ``window_partials_many`` (every customer × window in
+one call) must equal ``billing.metering`` applied directly to the accepted events, windows
+must partition: ``[a,b) + [b,c) = [a,c)``, and ``usage_series`` (hour and day buckets, by
+group and in total) must equal the same recomputation bucket by bucket.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
 
+from billing.errors import ValidationError
 from billing.metering import (
     GroupValues,
     MetricDefinition,
@@ -23,6 +29,7 @@ from billing.metering import (
     UsageEvent,
     aggregate,
 )
+from models.store.rollups import usage_series, window_partials_many
 from tests.conftest import Env
 from tests.integration.support import (
     NOW,
@@ -95,7 +102,8 @@ value_strategy = st.one_of(
     st.sampled_from(ODD_DECIMALS).map(lambda v: ("string", v)),
     st.sampled_from(["1e3", "-0", "0.10"]).map(lambda v: ("number", v)),
 )
-hot_hours = [0, 1, 24 * 15, 24 * 29 + 23, 24 * 30 - 1, 24 * 30]
+# BASE is 2026-03-11T12:00Z: hour 12 is a day boundary, hour 492 is 2026-04-01T00:00Z
+hot_hours = [0, 1, 11, 12, 24 * 15, 491, 492, 493, 24 * 29 + 23, 24 * 30 - 1, 24 * 30]
 moment_strategy = st.builds(
     lambda hour, second, micro: BASE + timedelta(hours=hour, seconds=second, microseconds=micro),
     st.one_of(st.integers(0, 24 * 30), st.sampled_from(hot_hours)),
@@ -145,6 +153,25 @@ def window_strategy() -> Any:
     return st.tuples(st.integers(-3600 * 24, 3600 * 24 * 31), st.integers(0, 3600 * 24 * 31)).map(
         lambda t: (BASE + timedelta(seconds=t[0]), BASE + timedelta(seconds=t[0] + t[1]))
     )
+
+
+MARCH, APRIL, MAY = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 4, 5))
+ANCHORS = [MARCH, APRIL, MAY, datetime(2026, 3, 12, tzinfo=UTC), NOW, BASE]
+
+
+def boundary_moment() -> Any:
+    """A month, day or hour boundary near the events, or a little off one."""
+    return st.builds(
+        lambda anchor, hours, micros: anchor + timedelta(hours=hours, microseconds=micros),
+        st.sampled_from(ANCHORS),
+        st.sampled_from([0, 0, 1, -1, 23, -23, 24, -24, 24 * 3 + 5]),
+        st.sampled_from([0, 0, 0, 1, -1, 1_800_000_000, -1_234_567]),
+    )
+
+
+def boundary_window() -> Any:
+    """Windows whose edges sit on (or next to) month, day and hour boundaries."""
+    return st.tuples(boundary_moment(), boundary_moment()).map(lambda t: (min(t), max(t)))
 
 
 @dataclass
@@ -244,13 +271,17 @@ async def check_window(
 @given(
     batches=event_stream(),
     windows=st.lists(window_strategy(), min_size=2, max_size=4),
+    boundary_windows=st.lists(boundary_window(), min_size=2, max_size=4),
     cuts=st.lists(st.integers(0, 3600 * 24 * 31 * 10**6), min_size=3, max_size=3, unique=True),
+    series_window=st.one_of(window_strategy(), boundary_window()),
 )
 async def test_rollups_equal_recomputation_from_raw_events(
     env: Env,
     batches: list[list[dict[str, Any]]],
     windows: list[tuple[datetime, datetime]],
+    boundary_windows: list[tuple[datetime, datetime]],
     cuts: list[int],
+    series_window: tuple[datetime, datetime],
 ) -> None:
     world = await new_world(env)
     stored = await send(env, world, batches)
@@ -264,14 +295,151 @@ async def test_rollups_equal_recomputation_from_raw_events(
     a, b, c = (BASE - timedelta(hours=1) + timedelta(microseconds=x) for x in sorted(cuts))
     everything = (NOW - timedelta(days=40), NOW + timedelta(hours=1))
     aligned = (BASE + timedelta(hours=3), NOW - timedelta(hours=2))
+    months = [(MARCH, APRIL), (APRIL, MAY), (MARCH, MAY), (BASE, APRIL), (APRIL, NOW)]
+    all_windows = [everything, aligned, *months, *windows, *boundary_windows]
     for customer_id, refs in owners.items():
         mine = events_of(stored, refs)
-        for start, end in [everything, aligned, *windows]:
+        for start, end in all_windows:
             await check_window(env, world, customer_id, mine, start, end)
         whole = await check_window(env, world, customer_id, mine, a, c)
         left = await check_window(env, world, customer_id, mine, a, b)
         right = await check_window(env, world, customer_id, mine, b, c)
         assert comparable(world.metrics, merged(left, right)) == comparable(world.metrics, whole)
+    # every customer × window at once: one result per request, in order
+    requests = [(customer_id, s, e) for customer_id in owners for s, e in all_windows]
+    async with env.read() as conn:
+        found = await window_partials_many(conn, world.org_id, requests, world.metrics)
+    assert len(found) == len(requests)
+    for (customer_id, start, end), got in zip(requests, found, strict=True):
+        want = recompute(events_of(stored, owners[customer_id]), world.metrics, start, end)
+        for partials in got.values():
+            assert [g for g, _ in partials] == sorted(g for g, _ in partials)
+        as_dicts = {metric_id: dict(partials) for metric_id, partials in got.items()}
+        context = f"batched window [{iso(start)}, {iso(end)})"
+        assert comparable(world.metrics, as_dicts) == comparable(world.metrics, want), context
+    c1 = world.customers["@c1"]
+    await check_series(env, world, c1, events_of(stored, owners[c1]), *series_window)
+
+
+def floor_moment(moment: datetime, window_name: str) -> datetime:
+    hour = moment.replace(minute=0, second=0, microsecond=0)
+    return hour if window_name == "hour" else hour.replace(hour=0)
+
+
+def series_reference(
+    events: list[UsageEvent],
+    metric: MetricDefinition,
+    start: datetime,
+    end: datetime,
+    window_name: str,
+    keys: tuple[str, ...],
+) -> list[tuple[datetime, GroupValues, Decimal]]:
+    """Per bucket holding events of ``[start, end)``: ``billing.metering`` on those events."""
+    buckets: dict[datetime, list[UsageEvent]] = {}
+    for e in events:
+        if start <= e.timestamp < end:
+            buckets.setdefault(floor_moment(e.timestamp, window_name), []).append(e)
+    rows = []
+    for bucket, inside in sorted(buckets.items()):
+        partials = recompute(inside, [metric], start, end)[metric.id]
+        for group, value in sorted(aggregate(metric, partials.items(), keys).items()):
+            rows.append((bucket, group, value))
+    return rows
+
+
+async def check_series(
+    env: Env,
+    world: World,
+    customer_id: str,
+    mine: list[UsageEvent],
+    start: datetime,
+    end: datetime,
+) -> None:
+    for metric in world.metrics:
+        choices: list[tuple[str, ...] | None] = [None, ()]
+        for compound in metric.group_keys:
+            choices += [compound, compound[:1], compound[::-1]]
+        for window_name in ("hour", "day"):
+            for keys in choices:
+                async with env.read() as conn:
+                    got = await usage_series(
+                        conn, world.org_id, customer_id, metric, start, end, window_name, keys
+                    )
+                want = series_reference(mine, metric, start, end, window_name, tuple(keys or ()))
+                context = (metric.name, window_name, keys, iso(start), iso(end))
+                assert got == want, context
+
+
+async def test_usage_series_rejects_unknown_windows_and_group_keys(env: Env) -> None:
+    metric = await add_metric(
+        env, metric_definition("Tokens", "sum", key="value", group_keys=[["region", "model"]])
+    )
+    customer = await add_customer(env, "Series", ["series"])
+    async with env.read() as conn:
+        with pytest.raises(ValidationError) as raised:
+            await usage_series(conn, env.org_id, customer, metric, BASE, NOW, "week", None)
+        assert raised.value.field == "window"
+        with pytest.raises(ValidationError) as raised:
+            await usage_series(conn, env.org_id, customer, metric, BASE, NOW, "day", ["user"])
+        assert raised.value.field == "group_key"
+        assert await usage_series(conn, env.org_id, customer, metric, NOW, BASE, "day", []) == []
+
+
+async def test_window_partials_many_issues_a_constant_number_of_statements(env: Env) -> None:
+    """A page of customers × open periods costs the same statements as one window."""
+    world = await new_world(env)
+    refs = ["@c1", "@c2", "alias-1"]
+    batch = [
+        event(
+            f"s{i:03d}",
+            customer=refs[i % 3],
+            event_type=EVENT_TYPES[i % 2],
+            timestamp=APRIL + timedelta(hours=i * 7 - 240, minutes=i * 13 % 60),
+            properties={
+                "region": REGIONS[i % 5],
+                "model": MODELS[i % 3],
+                "user": USERS[i % 4],
+                "value": str(i * 3 % 17),
+            },
+        )
+        for i in range(60)
+    ]
+    stored = await send(env, world, [batch])
+    customers = [world.customers["@c1"], world.customers["@c2"]]
+    owners = {customers[0]: {customers[0], "alias-1"}, customers[1]: {customers[1]}}
+    requests = [
+        (
+            customers[i % 2],
+            MARCH + timedelta(days=i, hours=i % 5, minutes=7 * i + 1),
+            APRIL + timedelta(days=i % 9, hours=3, seconds=i + 1),
+        )
+        for i in range(20)
+    ]
+
+    async def statements_of(chosen: list[tuple[str, datetime, datetime]]) -> tuple[int, list]:
+        seen: list[str] = []
+
+        def count(*args: Any) -> None:
+            if args[2] != "BEGIN":  # SQLite's deferred transaction, not a query
+                seen.append(args[2])
+
+        async with env.read() as conn:
+            engine = conn.sync_engine
+            sa_event.listen(engine, "before_cursor_execute", count)
+            try:
+                found = await window_partials_many(conn, world.org_id, chosen, world.metrics)
+            finally:
+                sa_event.remove(engine, "before_cursor_execute", count)
+        return len(seen), found
+
+    one, _ = await statements_of(requests[:1])
+    twenty, found = await statements_of(requests)
+    # rollups, latest values, distinct values, raw events of the partial hours
+    assert one == twenty == 4
+    for (customer_id, start, end), got in zip(requests, found, strict=True):
+        want = recompute(events_of(stored, owners[customer_id]), world.metrics, start, end)
+        as_dicts = {metric_id: dict(partials) for metric_id, partials in got.items()}
+        assert comparable(world.metrics, as_dicts) == comparable(world.metrics, want)
 
 
 async def test_sums_stay_exact_beyond_28_significant_digits(env: Env) -> None:

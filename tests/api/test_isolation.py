@@ -1,0 +1,701 @@
+"""Tenant and customer isolation (SPEC §9): every root field of the schema, called with a
+second organization's key, a customer token of another customer, a read key, an ingest key
+and an expired token, reveals and changes nothing of organization A.
+
+``PROBES`` holds one operation per root field naming organization A's objects;
+``test_every_root_field_has_an_isolation_probe`` fails as soon as the schema has a root
+field without one, so every new field needs an isolation case before it ships."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from billing.invoices import Invoice, InvoiceStatus
+from models.codec import to_json
+from models.ids import new_id
+from models.invoices import InvoiceRow
+from models.tables import table
+from resolvers.graphql.app import build_schema
+from tests.api.gql import code, codes, data, gql
+from tests.conftest import Env
+
+MARCH, APRIL = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Graph:
+    """Organization A's objects, all created through GraphQL (invoices excepted)."""
+
+    metric: str
+    usage_product: str
+    fixed_product: str
+    rate_card: str
+    customer_x: str
+    customer_y: str
+    contract_x: str
+    contract_y: str
+    package: str
+    alert_x: str
+    invoice_x: str
+    invoice_y: str
+    read_key_id: str
+    transaction_id: str
+
+    def ids(self) -> list[str]:
+        return [v for k, v in vars(self).items() if k != "transaction_id"]
+
+
+METRIC_INPUT = {
+    "name": "Tokens",
+    "aggregationType": "SUM",
+    "aggregationKey": "tokens",
+    "eventTypeFilter": {"inValues": ["llm"]},
+    "propertyFilters": [{"name": "tokens", "exists": True}],
+    "uniquenessKey": "metric-tokens",
+}
+CUSTOMER_X_INPUT = {"name": "X Corp", "ingestAliases": ["x-alias"], "uniquenessKey": "cust-x"}
+
+
+def credit(name: str, amount: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "amount": amount,
+        "startingAt": iso(MARCH),
+        "endingBefore": "2026-07-01T00:00:00Z",
+    }
+
+
+async def create(env: Env, mutation: str, input_type: str, value: dict[str, Any]) -> str:
+    """Run ``mutation(input: …) { id }`` with the admin key of organization A."""
+    query = f"mutation($input: {input_type}!) {{ {mutation}(input: $input) {{ id }} }}"
+    found = await data(env, query, env.admin_key, input=value)
+    return str(found[mutation]["id"])
+
+
+async def stored_invoice(env: Env, contract_id: str, customer_id: str) -> str:
+    """A finalized March invoice, written as finalization writes it (finalization is a
+    worker's job, not a GraphQL field)."""
+    invoice = Invoice(
+        contract_id, customer_id, "USD", MARCH, APRIL, InvoiceStatus.FINALIZED, (), (),
+        Decimal("0.00"), Decimal("0.00"),
+    )  # fmt: skip
+    invoice_id = new_id("inv")
+    async with env.write() as conn:
+        await conn.execute(
+            table(InvoiceRow)
+            .insert()
+            .values(
+                id=invoice_id,
+                org_id=env.org_id,
+                customer_id=customer_id,
+                contract_id=contract_id,
+                starting_at=MARCH,
+                ending_before=APRIL,
+                status="finalized",
+                total=Decimal("0.00"),
+                document=to_json(invoice),
+                finalized_at=APRIL + timedelta(days=2),
+            )
+        )
+    return invoice_id
+
+
+async def build_graph(env: Env) -> Graph:
+    metric = await create(env, "createBillableMetric", "CreateBillableMetricInput", METRIC_INPUT)
+    usage_product = await create(
+        env,
+        "createProduct",
+        "CreateProductInput",
+        {"name": "LLM tokens", "type": "USAGE", "billableMetricId": metric},
+    )
+    fixed_product = await create(
+        env, "createProduct", "CreateProductInput", {"name": "Setup", "type": "FIXED"}
+    )
+    rate = {
+        "productId": usage_product,
+        "startingAt": "2026-01-01T00:00:00Z",
+        "rateType": "FLAT",
+        "price": "0.01",
+    }
+    rate_card = await create(
+        env, "createRateCard", "CreateRateCardInput", {"name": "Standard", "rates": [rate]}
+    )
+    customer_x = await create(env, "createCustomer", "CreateCustomerInput", CUSTOMER_X_INPUT)
+    customer_y = await create(
+        env,
+        "createCustomer",
+        "CreateCustomerInput",
+        {"name": "Y Inc", "ingestAliases": ["y-alias"]},
+    )
+    contracts = []
+    for customer, amount in ((customer_x, "100"), (customer_y, "50")):
+        terms = {
+            "customerId": customer,
+            "rateCardId": rate_card,
+            "startingAt": iso(MARCH),
+            "credits": [credit("Promo", amount)],
+        }
+        contracts.append(await create(env, "createContract", "CreateContractInput", terms))
+    package = await create(
+        env,
+        "createPackage",
+        "CreatePackageInput",
+        {
+            "name": "Starter",
+            "rateCardId": rate_card,
+            "credits": [{"name": "Welcome", "amount": "10", "endingOffset": "P30D"}],
+        },
+    )
+    alert_x = await create(
+        env,
+        "createAlert",
+        "CreateAlertInput",
+        {
+            "name": "X spend",
+            "alertType": "SPEND_THRESHOLD_REACHED",
+            "threshold": "1000",
+            "customerId": customer_x,
+        },
+    )
+    events = [
+        {
+            "transaction_id": tx,
+            "customer_id": alias,
+            "event_type": "llm",
+            "timestamp": "2026-04-10T11:00:00Z",
+            "properties": {"tokens": tokens},
+        }
+        for tx, alias, tokens in (("a-tx-x", "x-alias", 1000), ("a-tx-y", "y-alias", 500))
+    ]
+    assert (await env.ingest(events)).json()["accepted"] == 2
+    await env.run_jobs()
+    keys = (await data(env, "{ apiKeys { id scopes } }", env.admin_key))["apiKeys"]
+    (read_key_id,) = [k["id"] for k in keys if k["scopes"] == ["read"]]
+    return Graph(
+        metric=metric,
+        usage_product=usage_product,
+        fixed_product=fixed_product,
+        rate_card=rate_card,
+        customer_x=customer_x,
+        customer_y=customer_y,
+        contract_x=contracts[0],
+        contract_y=contracts[1],
+        package=package,
+        alert_x=alert_x,
+        invoice_x=await stored_invoice(env, contracts[0], customer_x),
+        invoice_y=await stored_invoice(env, contracts[1], customer_y),
+        read_key_id=read_key_id,
+        transaction_id="a-tx-x",
+    )
+
+
+# One operation per root field, naming organization A's objects (customer X's where a
+# customer is named). Variables are built from the graph.
+Probe = tuple[str, Callable[[Graph], dict[str, Any]]]
+USAGE_ARGS = 'startingAt: "2026-04-01T00:00:00Z", endingBefore: "2026-04-11T00:00:00Z"'
+
+QUERY_PROBES: dict[str, Probe] = {
+    "organization": ("{ organization { id name } }", lambda g: {}),
+    "billableMetrics": (
+        "{ billableMetrics(includeArchived: true) { id } }",
+        lambda g: {},
+    ),
+    "products": ("{ products(first: 100, includeArchived: true) { nodes { id } } }", lambda g: {}),
+    "rateCards": ("{ rateCards(first: 100) { nodes { id rates { productId } } } }", lambda g: {}),
+    "rateCard": (
+        "query($id: ID!) { rateCard(id: $id) { id rates { id } } }",
+        lambda g: {"id": g.rate_card},
+    ),
+    "customers": ("{ customers(first: 100) { nodes { id } } }", lambda g: {}),
+    "customer": (
+        "query($id: ID!, $metric: ID!) { customer(id: $id) { id name "
+        "draftInvoices { total } balances { id } alerts { id } "
+        f"usage(billableMetricId: $metric, {USAGE_ARGS}) {{ quantity }} }} }}",
+        lambda g: {"id": g.customer_x, "metric": g.metric},
+    ),
+    "contracts": (
+        "query($c: ID!) { all: contracts(first: 100, includeArchived: true) { nodes { id } } "
+        "ofX: contracts(customerId: $c, includeArchived: true) { nodes { id } } }",
+        lambda g: {"c": g.customer_x},
+    ),
+    "contract": (
+        "query($id: ID!) { contract(id: $id) { id edits { version } } }",
+        lambda g: {"id": g.contract_x},
+    ),
+    "packages": ("{ packages(first: 100) { nodes { id } } }", lambda g: {}),
+    "invoice": (
+        "query($id: ID!) { invoice(id: $id) { id total } }",
+        lambda g: {"id": g.invoice_x},
+    ),
+    "costPreview": (
+        "query($c: ID!, $events: [EventInput!]!) { costPreview(customerId: $c, events: $events) "
+        "{ invoices { totalDelta } } }",
+        lambda g: {
+            "c": g.customer_x,
+            "events": [
+                {
+                    "transactionId": "p1",
+                    "eventType": "llm",
+                    "timestamp": "2026-04-10T10:00:00Z",
+                    "properties": {"tokens": "5"},
+                }
+            ],
+        },
+    ),
+    "searchEvents": (
+        "query($tx: [String!]!) { searchEvents(transactionIds: $tx) { transactionId customerId } }",
+        lambda g: {"tx": [g.transaction_id]},
+    ),
+    "alerts": ("{ alerts(includeArchived: true) { id customerId } }", lambda g: {}),
+    "apiKeys": ("{ apiKeys { id } }", lambda g: {}),
+    "auditLog": (
+        "query($o: String!) { all: auditLog(first: 100) { nodes { objectId } } "
+        "ofX: auditLog(objectId: $o) { nodes { id } } }",
+        lambda g: {"o": g.customer_x},
+    ),
+}
+
+
+def mutation(name: str, input_type: str, select: str = "id") -> str:
+    return f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {select} }} }}"
+
+
+def by_id(name: str, select: str = "id") -> str:
+    return f"mutation($id: ID!) {{ {name}(id: $id) {{ {select} }} }}"
+
+
+MUTATION_PROBES: dict[str, Probe] = {
+    # Creating in B with A's uniqueness key must neither CONFLICT nor touch A.
+    "createBillableMetric": (
+        mutation("createBillableMetric", "CreateBillableMetricInput"),
+        lambda g: {"input": METRIC_INPUT},
+    ),
+    "archiveBillableMetric": (by_id("archiveBillableMetric"), lambda g: {"id": g.metric}),
+    "createProduct": (
+        mutation("createProduct", "CreateProductInput"),
+        lambda g: {"input": {"name": "Theirs", "type": "USAGE", "billableMetricId": g.metric}},
+    ),
+    "updateProduct": (
+        mutation("updateProduct", "UpdateProductInput", "id name"),
+        lambda g: {"input": {"id": g.usage_product, "name": "Hijacked"}},
+    ),
+    "archiveProduct": (by_id("archiveProduct"), lambda g: {"id": g.fixed_product}),
+    "createRateCard": (
+        mutation("createRateCard", "CreateRateCardInput"),
+        lambda g: {
+            "input": {
+                "name": "Theirs",
+                "rates": [
+                    {
+                        "productId": g.usage_product,
+                        "startingAt": "2026-01-01T00:00:00Z",
+                        "rateType": "FLAT",
+                        "price": "1",
+                    }
+                ],
+            }
+        },
+    ),
+    "addRates": (
+        mutation("addRates", "AddRatesInput"),
+        lambda g: {
+            "input": {
+                "rateCardId": g.rate_card,
+                "rates": [
+                    {
+                        "productId": g.usage_product,
+                        "startingAt": "2026-05-01T00:00:00Z",
+                        "rateType": "FLAT",
+                        "price": "0",
+                    }
+                ],
+            }
+        },
+    ),
+    "createCustomer": (
+        mutation("createCustomer", "CreateCustomerInput"),
+        lambda g: {"input": CUSTOMER_X_INPUT},
+    ),
+    "updateCustomer": (
+        mutation("updateCustomer", "UpdateCustomerInput", "id name"),
+        lambda g: {"input": {"id": g.customer_x, "name": "Hijacked", "addIngestAliases": ["h"]}},
+    ),
+    "setBillingProvider": (
+        mutation("setBillingProvider", "BillingProviderInput", "id stripeCustomerId"),
+        lambda g: {"input": {"customerId": g.customer_x, "stripeCustomerId": "cus_evil"}},
+    ),
+    "createContract": (
+        mutation("createContract", "CreateContractInput"),
+        lambda g: {
+            "input": {
+                "customerId": g.customer_x,
+                "rateCardId": g.rate_card,
+                "startingAt": iso(APRIL),
+                "credits": [credit("Free money", "1000000")],
+            }
+        },
+    ),
+    "createContractFromPackage": (
+        mutation("createContractFromPackage", "CreateContractFromPackageInput"),
+        lambda g: {
+            "input": {"packageId": g.package, "customerId": g.customer_x, "startingAt": iso(APRIL)}
+        },
+    ),
+    "editContract": (
+        mutation("editContract", "EditContractInput", "id edits { version }"),
+        lambda g: {
+            "input": {"contractId": g.contract_x, "addCredits": [credit("Free money", "1000000")]}
+        },
+    ),
+    "archiveContract": (by_id("archiveContract"), lambda g: {"id": g.contract_x}),
+    "createPackage": (
+        mutation("createPackage", "CreatePackageInput"),
+        lambda g: {"input": {"name": "Theirs", "rateCardId": g.rate_card}},
+    ),
+    "createAlert": (
+        mutation("createAlert", "CreateAlertInput", "id statuses { state }"),
+        lambda g: {
+            "input": {
+                "name": "Spy",
+                "alertType": "SPEND_THRESHOLD_REACHED",
+                "threshold": "0",
+                "customerId": g.customer_x,
+            }
+        },
+    ),
+    "archiveAlert": (by_id("archiveAlert"), lambda g: {"id": g.alert_x}),
+    "createApiKey": (
+        mutation("createApiKey", "CreateApiKeyInput", "apiKey { id } secret"),
+        lambda g: {"input": {"scopes": ["admin"], "name": "backdoor"}},
+    ),
+    "revokeApiKey": (by_id("revokeApiKey"), lambda g: {"id": g.read_key_id}),
+    "createCustomerToken": (
+        mutation("createCustomerToken", "CreateCustomerTokenInput", "token customerId"),
+        lambda g: {"input": {"customerId": g.customer_x}},
+    ),
+}
+PROBES = {**QUERY_PROBES, **MUTATION_PROBES}
+
+
+async def run(env: Env, field: str, graph: Graph, key: str) -> dict[str, Any]:
+    query, variables = PROBES[field]
+    return await gql(env, query, key, **variables(graph))
+
+
+def test_every_root_field_has_an_isolation_probe() -> None:
+    schema = build_schema()._schema
+    assert schema.query_type is not None and schema.mutation_type is not None
+    assert set(QUERY_PROBES) == set(schema.query_type.fields)
+    assert set(MUTATION_PROBES) == set(schema.mutation_type.fields)
+    assert schema.subscription_type is None
+
+
+SNAPSHOT = """{
+  organization { id name }
+  billableMetrics(includeArchived: true) { id name archivedAt }
+  products(first: 100, includeArchived: true) { nodes { id name archivedAt } }
+  rateCards(first: 100) { nodes { id name rates { id productId price startingAt } } }
+  customers(first: 100) {
+    nodes {
+      id name ingestAliases customFields stripeCustomerId archivedAt
+      contracts { id archivedAt credits { id amount } edits { version } }
+      draftInvoices { total lines { type amount } }
+      balances { id remainingAfterDrafts }
+      alerts { id archivedAt }
+      invoices { nodes { id status } }
+    }
+  }
+  contracts(first: 100, includeArchived: true) { nodes { id archivedAt } }
+  packages(first: 100) { nodes { id name archivedAt } }
+  alerts(includeArchived: true) { id archivedAt }
+  apiKeys { id scopes revokedAt }
+  auditLog(first: 100) { nodes { id action objectId } }
+}"""
+
+
+async def snapshot(env: Env) -> dict[str, Any]:
+    """Everything organization A's admin can see (what an intruder must not change)."""
+    return await data(env, SNAPSHOT, env.admin_key)
+
+
+async def customer_token(env: Env, customer_id: str, ttl_seconds: int = 3600) -> dict[str, Any]:
+    minted = await data(
+        env,
+        mutation("createCustomerToken", "CreateCustomerTokenInput", "token customerId expiresAt"),
+        env.admin_key,
+        input={"customerId": customer_id, "ttlSeconds": ttl_seconds},
+    )
+    found: dict[str, Any] = minted["createCustomerToken"]
+    return found
+
+
+def outcome(body: dict[str, Any]) -> str:
+    """OK, or the codes of the errors (``data`` must then be null: nothing half-done)."""
+    if not body.get("errors"):
+        return "OK"
+    assert body["data"] is None, body
+    return ",".join(sorted(set(codes(body))))
+
+
+# What organization B's admin key gets for each probe: NOT_FOUND wherever one of A's
+# objects is named; OK (with none of A's ids in the data) for the lists, and for the creates
+# that name nothing of A's (A's uniqueness keys and ingest aliases are free in B).
+LISTS = (
+    "organization", "billableMetrics", "products", "rateCards", "customers", "contracts",
+    "packages", "searchEvents", "alerts", "apiKeys", "auditLog",
+)  # fmt: skip
+OWN_CREATES = ("createBillableMetric", "createCustomer", "createApiKey")
+SECOND_ORG = {
+    field: "OK" if field in LISTS or field in OWN_CREATES else "NOT_FOUND" for field in PROBES
+}
+# What customer Y's token gets: NOT_FOUND on the fields a token may use, when they name X;
+# FORBIDDEN on every other field.
+CUSTOMER_FIELDS = ("customer", "invoice", "costPreview", "createAlert", "archiveAlert")
+OTHER_CUSTOMER = {
+    field: "NOT_FOUND" if field in CUSTOMER_FIELDS else "FORBIDDEN" for field in PROBES
+}
+
+
+def test_every_probe_has_an_expectation() -> None:
+    assert set(SECOND_ORG) == set(PROBES) == set(OTHER_CUSTOMER)
+
+
+async def test_a_second_organization_reaches_nothing_of_the_first(env: Env) -> None:
+    graph = await build_graph(env)
+    before = await snapshot(env)
+    other_org, other_key = await env.new_org("Other")
+    outcomes, leaks = {}, {}
+    # Mutations first, so B's own lists are not empty when the queries run.
+    for field in [*MUTATION_PROBES, *QUERY_PROBES]:
+        body = await run(env, field, graph, other_key)
+        outcomes[field] = outcome(body)
+        shown = json.dumps(body["data"])
+        leaks[field] = [object_id for object_id in graph.ids() if object_id in shown]
+    assert {field: ids for field, ids in leaks.items() if ids} == {}
+    assert await snapshot(env) == before
+    mine = await data(env, "{ organization { id } customers { nodes { name } } }", other_key)
+    assert mine == {"organization": {"id": other_org}, "customers": {"nodes": [{"name": "X Corp"}]}}
+    query, variables = PROBES["searchEvents"]
+    assert await data(env, query, other_key, **variables(graph)) == {"searchEvents": []}
+    assert outcomes == SECOND_ORG
+
+
+async def test_a_transaction_id_and_alias_of_the_first_organization_are_free_in_the_second(
+    env: Env,
+) -> None:
+    graph = await build_graph(env)
+    _, other_key = await env.new_org("Other")
+    query, variables = MUTATION_PROBES["createCustomer"]
+    theirs = (await data(env, query, other_key, **variables(graph)))["createCustomer"]["id"]
+    same = {
+        "transaction_id": graph.transaction_id,
+        "customer_id": "x-alias",
+        "event_type": "llm",
+        "timestamp": "2026-04-10T11:30:00Z",
+        "properties": {"tokens": 7},
+    }
+    ingested = (await env.ingest([same], key=other_key)).json()
+    assert (ingested["accepted"], ingested["duplicates"]) == (1, [])
+    search, variables = QUERY_PROBES["searchEvents"]
+    found = await data(env, search, other_key, **variables(graph))
+    assert found == {"searchEvents": [{"transactionId": "a-tx-x", "customerId": theirs}]}
+    found = await data(env, search, env.read_key, **variables(graph))
+    assert found == {"searchEvents": [{"transactionId": "a-tx-x", "customerId": graph.customer_x}]}
+
+
+async def test_the_second_organization_cannot_reference_the_first_ones_objects(
+    env: Env,
+) -> None:
+    """B's own objects joined to one of A's: every such reference is NOT_FOUND, and a
+    reference to A's metric reads exactly like a reference to no metric at all."""
+    graph = await build_graph(env)
+    _, key = await env.new_org("Other")
+    own_customer = (
+        await data(env, mutation("createCustomer", "CreateCustomerInput"), key, input={"name": "B"})
+    )["createCustomer"]["id"]
+    own_card = (
+        await data(env, mutation("createRateCard", "CreateRateCardInput"), key, input={"name": "B"})
+    )["createRateCard"]["id"]
+    contract = mutation("createContract", "CreateContractInput")
+    for customer_id, card_id in ((own_customer, graph.rate_card), (graph.customer_x, own_card)):
+        terms = {"customerId": customer_id, "rateCardId": card_id, "startingAt": iso(APRIL)}
+        assert code(await gql(env, contract, key, input=terms)) == "NOT_FOUND"
+    from_package = {
+        "packageId": graph.package,
+        "customerId": own_customer,
+        "startingAt": iso(APRIL),
+    }
+    body = await gql(
+        env,
+        mutation("createContractFromPackage", "CreateContractFromPackageInput"),
+        key,
+        input=from_package,
+    )
+    assert code(body) == "NOT_FOUND"
+    alert = {
+        "name": "Usage",
+        "alertType": "USAGE_THRESHOLD_REACHED",
+        "threshold": "1",
+        "customerId": own_customer,
+        "billableMetricId": graph.metric,
+    }
+    assert code(await gql(env, mutation("createAlert", "CreateAlertInput"), key, input=alert)) == (
+        "NOT_FOUND"
+    )
+    composite = {"name": "Cut", "type": "COMPOSITE", "compositeProductIds": [graph.usage_product]}
+    body = await gql(env, mutation("createProduct", "CreateProductInput"), key, input=composite)
+    assert code(body) == "NOT_FOUND"
+    usage = (
+        "query($id: ID!, $metric: ID!) { customer(id: $id) { "
+        f"usage(billableMetricId: $metric, {USAGE_ARGS}) {{ quantity }} }} }}"
+    )
+    theirs = await gql(env, usage, key, id=own_customer, metric=graph.metric)
+    absent = await gql(env, usage, key, id=own_customer, metric="bm_doesnotexist")
+    assert theirs["data"] is None and absent["data"] is None
+    assert theirs["errors"][0]["extensions"] == absent["errors"][0]["extensions"]
+    assert codes(theirs) == codes(absent)
+    assert (await data(env, "{ contracts { nodes { id } } }", key))["contracts"]["nodes"] == []
+    assert (await data(env, "{ alerts { id } }", key))["alerts"] == []
+
+
+async def test_a_customer_token_reaches_nothing_beyond_its_customer(env: Env) -> None:
+    graph = await build_graph(env)
+    token = (await customer_token(env, graph.customer_y))["token"]
+    before = await snapshot(env)
+    outcomes = {field: outcome(await run(env, field, graph, token)) for field in PROBES}
+    assert outcomes == OTHER_CUSTOMER
+    assert await snapshot(env) == before
+
+
+OWN_CUSTOMER = (
+    "query($id: ID!, $metric: ID!) { customer(id: $id) { id name contracts { id } "
+    "draftInvoices { total lines { type amount } } "
+    "balances { name remainingAfterDrafts } alerts { id alertType } invoices { nodes { id } } "
+    f"usage(billableMetricId: $metric, {USAGE_ARGS}) {{ quantity }} }} }}"
+)
+
+
+async def test_a_customer_token_reads_its_own_customer(env: Env) -> None:
+    graph = await build_graph(env)
+    token = (await customer_token(env, graph.customer_y))["token"]
+    own = await data(env, OWN_CUSTOMER, token, id=graph.customer_y, metric=graph.metric)
+    assert own == {
+        "customer": {
+            "id": graph.customer_y,
+            "name": "Y Inc",
+            "contracts": [{"id": graph.contract_y}],
+            "draftInvoices": [
+                {
+                    "total": "0.00",
+                    "lines": [
+                        {"type": "USAGE", "amount": "5.00"},
+                        {"type": "CREDIT_APPLIED", "amount": "-5.00"},
+                    ],
+                }
+            ],
+            "balances": [{"name": "Promo", "remainingAfterDrafts": "45.00"}],
+            "alerts": [],
+            "invoices": {"nodes": [{"id": graph.invoice_y}]},
+            "usage": [{"quantity": "500"}],
+        }
+    }
+    # Exactly what an admin sees of the same customer.
+    assert own == await data(
+        env, OWN_CUSTOMER, env.read_key, id=graph.customer_y, metric=graph.metric
+    )
+    invoice = await data(
+        env, "query($id: ID!) { invoice(id: $id) { id customerId } }", token, id=graph.invoice_y
+    )
+    assert invoice == {"invoice": {"id": graph.invoice_y, "customerId": graph.customer_y}}
+    _, variables = QUERY_PROBES["costPreview"]
+    preview = (
+        "query($c: ID!, $events: [EventInput!]!) { costPreview(customerId: $c, events: $events) "
+        "{ invoices { preview { total lines { type amount } } totalDelta } } }"
+    )
+    found = await data(env, preview, token, **{**variables(graph), "c": graph.customer_y})
+    (invoice_preview,) = found["costPreview"]["invoices"]
+    assert invoice_preview["preview"]["lines"] == [
+        {"type": "USAGE", "amount": "5.05"},
+        {"type": "CREDIT_APPLIED", "amount": "-5.05"},
+    ]
+    assert invoice_preview["totalDelta"] == "0.00"
+
+
+CREATE_ALERT = mutation("createAlert", "CreateAlertInput", "id alertType customerId")
+ARCHIVE_ALERT = by_id("archiveAlert", "id archivedAt")
+
+
+async def test_a_customer_token_manages_its_own_budget_alerts_only(env: Env) -> None:
+    graph = await build_graph(env)
+    token = (await customer_token(env, graph.customer_y))["token"]
+    budgets = [
+        {"alertType": "SPEND_THRESHOLD_REACHED"},
+        {"alertType": "USAGE_THRESHOLD_REACHED", "billableMetricId": graph.metric},
+        {"alertType": "INVOICE_TOTAL_REACHED"},
+    ]
+    created = []
+    for budget in budgets:
+        alert = {"name": "Budget", "threshold": "20", "customerId": graph.customer_y, **budget}
+        found = (await data(env, CREATE_ALERT, token, input=alert))["createAlert"]
+        assert (found["alertType"], found["customerId"]) == (budget["alertType"], graph.customer_y)
+        created.append(found["id"])
+    refused = [
+        {"alertType": "LOW_CREDIT_BALANCE_REACHED", "customerId": graph.customer_y},
+        {"alertType": "LOW_COMMIT_BALANCE_REACHED", "customerId": graph.customer_y},
+        {"alertType": "SPEND_THRESHOLD_REACHED"},  # no customer: every customer
+    ]
+    for alert in refused:
+        body = await gql(env, CREATE_ALERT, token, input={"name": "No", "threshold": "1", **alert})
+        assert code(body) == "FORBIDDEN", alert
+    own = await data(env, OWN_CUSTOMER, token, id=graph.customer_y, metric=graph.metric)
+    assert sorted(a["id"] for a in own["customer"]["alerts"]) == sorted(created)
+    archived = (await data(env, ARCHIVE_ALERT, token, id=created[0]))["archiveAlert"]
+    assert archived["id"] == created[0] and archived["archivedAt"]
+    assert code(await gql(env, ARCHIVE_ALERT, token, id=graph.alert_x)) == "NOT_FOUND"
+    listed = await data(env, "{ alerts(includeArchived: true) { id archivedAt } }", env.admin_key)
+    state = {alert["id"]: alert["archivedAt"] for alert in listed["alerts"]}
+    assert state[graph.alert_x] is None and state[created[0]] is not None
+    audit = await data(env, "{ auditLog { nodes { actor action objectId } } }", env.admin_key)
+    by_token = [e for e in audit["auditLog"]["nodes"] if graph.customer_y in e["actor"]]
+    assert sorted((e["action"], e["objectId"]) for e in by_token) == sorted(
+        [("createAlert", alert_id) for alert_id in created] + [("archiveAlert", created[0])]
+    )
+
+
+async def test_read_keys_cannot_mutate_and_ingest_keys_cannot_use_graphql(env: Env) -> None:
+    graph = await build_graph(env)
+    before = await snapshot(env)
+    read = {field: outcome(await run(env, field, graph, env.read_key)) for field in PROBES}
+    assert read == {
+        **{field: "OK" for field in QUERY_PROBES},
+        **{field: "FORBIDDEN" for field in MUTATION_PROBES},
+        "apiKeys": "FORBIDDEN",
+        "auditLog": "FORBIDDEN",
+    }
+    ingest = {field: outcome(await run(env, field, graph, env.ingest_key)) for field in PROBES}
+    assert ingest == {field: "FORBIDDEN" for field in PROBES}
+    assert await snapshot(env) == before
+
+
+async def test_an_expired_customer_token_is_unauthenticated(env: Env) -> None:
+    graph = await build_graph(env)
+    minted = await customer_token(env, graph.customer_y, ttl_seconds=600)
+    expires_at = datetime.fromisoformat(minted["expiresAt"])
+    assert expires_at == env.clock() + timedelta(seconds=600)
+    own = "query($id: ID!) { customer(id: $id) { id } }"
+    env.clock.set(expires_at - timedelta(seconds=1))
+    assert await data(env, own, minted["token"], id=graph.customer_y) == {
+        "customer": {"id": graph.customer_y}
+    }
+    env.clock.set(expires_at)
+    outcomes = {field: outcome(await run(env, field, graph, minted["token"])) for field in PROBES}
+    assert outcomes == {field: "UNAUTHENTICATED" for field in PROBES}
