@@ -6,10 +6,12 @@ from them at once, while finalized invoices (stored documents) never change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
+from billing.catalog import Product, ProductType
 from billing.contracts import (
     Commit,
     Contract,
@@ -89,11 +91,13 @@ def apply_edit(contract: Contract, edit: ContractEdit) -> Contract:
     return edited
 
 
-def referenced_products(contract: Contract) -> list[tuple[str, str]]:
-    """Every ``(field, product id)`` the contract's terms name, for existence checks."""
-    found: list[tuple[str, str]] = []
+def referenced_products(contract: Contract) -> list[tuple[str, str, ProductType | None]]:
+    """Every ``(field, product id, required product type)`` the contract's terms name:
+    commits and scheduled charges name fixed products, subscriptions subscription
+    products; overrides and applicable products may name any type (None)."""
+    found: list[tuple[str, str, ProductType | None]] = []
     for i, o in enumerate(contract.overrides):
-        found.append((f"overrides[{i}].product_id", o.product_id))
+        found.append((f"overrides[{i}].product_id", o.product_id, None))
     grants: list[tuple[str, Credit | RecurringCredit | Commit]] = [
         *((f"credits[{i}]", c) for i, c in enumerate(contract.credits)),
         *((f"recurring_credits[{i}]", r) for i, r in enumerate(contract.recurring_credits)),
@@ -101,11 +105,25 @@ def referenced_products(contract: Contract) -> list[tuple[str, str]]:
     ]
     for field, grant in grants:
         for product_id in sorted(grant.applicable_product_ids or ()):
-            found.append((f"{field}.applicable_product_ids", product_id))
+            found.append((f"{field}.applicable_product_ids", product_id, None))
     for i, c in enumerate(contract.commits):
-        found.append((f"commits[{i}].product_id", c.product_id))
+        found.append((f"commits[{i}].product_id", c.product_id, ProductType.FIXED))
     for i, s in enumerate(contract.subscriptions):
-        found.append((f"subscriptions[{i}].product_id", s.product_id))
+        found.append((f"subscriptions[{i}].product_id", s.product_id, ProductType.SUBSCRIPTION))
     for i, charge in enumerate(contract.scheduled_charges):
-        found.append((f"scheduled_charges[{i}].product_id", charge.product_id))
+        found.append((f"scheduled_charges[{i}].product_id", charge.product_id, ProductType.FIXED))
     return found
+
+
+def validate_references(contract: Contract, products: Mapping[str, Product]) -> None:
+    """Raise ``ValidationError`` naming the first term field whose product is unknown or
+    of the wrong type (see :func:`referenced_products`)."""
+    for field, product_id, required in referenced_products(contract):
+        product = products.get(product_id)
+        if product is None:
+            raise ValidationError(field, f"no product {product_id!r}")
+        if required is not None and product.type is not required:
+            raise ValidationError(
+                field,
+                f"must name a {required.value} product, {product_id!r} is {product.type.value}",
+            )

@@ -97,10 +97,15 @@ async def authenticate(conn: AsyncConnection, secret: str, now: datetime) -> Pri
     return Principal(row.org_id, row.id, frozenset(row.scopes), row.last_used_at)
 
 
+def use_is_due(principal: Principal, now: datetime) -> bool:
+    """True when an API key's ``last_used_at`` is older than a minute (or unset)."""
+    last = principal.last_used_at
+    return principal.customer_id is None and (last is None or now - last >= LAST_USED_RESOLUTION)
+
+
 async def record_use(conn: AsyncConnection, principal: Principal, now: datetime) -> None:
     """Set ``last_used_at``, at most once a minute per key (a write; call in a unit of work)."""
-    last = principal.last_used_at
-    if last is None or now - last >= LAST_USED_RESOLUTION:
+    if use_is_due(principal, now):
         query = update(api_keys).where(api_keys.c.id == principal.key_id)
         await conn.execute(query.values(last_used_at=now))
 

@@ -164,7 +164,10 @@ async def add_rates(
                 f"no live product {rate.product_id!r}", f"rates[{index}].product_id"
             )
         stored.append(replace(rate, id=new_id("rate")))
-        validate_rate(stored[-1], product, currency)
+        try:
+            validate_rate(stored[-1], product, currency)
+        except ValidationError as error:
+            raise ValidationError(f"rates[{index}].{error.field}", error.message) from error
     if stored:
         await conn.execute(
             rates.insert(),

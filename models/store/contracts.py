@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.contract_edits import ContractEdit as Edit
-from billing.contract_edits import apply_edit, referenced_products
+from billing.contract_edits import apply_edit, validate_references
 from billing.contracts import Contract
-from billing.errors import NotFoundError, ValidationError
+from billing.errors import NotFoundError
 from billing.validation import validate_contract
 from models.codec import decode, to_json
 from models.contracts import ContractEdit, ContractRow
@@ -74,10 +74,12 @@ async def _check_references(conn: AsyncConnection, org_id: str, contract: Contra
     if customer is None:
         raise NotFoundError(f"no customer {contract.customer_id!r}", "customer_id")
     await load_rate_card(conn, org_id, contract.rate_card_id)
-    known = {p.id for p in await list_products(conn, org_id)}
-    for field, product_id in referenced_products(contract):
-        if product_id not in known:
-            raise ValidationError(field, f"no product {product_id!r}")
+    await check_products(conn, org_id, contract)
+
+
+async def check_products(conn: AsyncConnection, org_id: str, contract: Contract) -> None:
+    """VALIDATION naming the term field whose product is unknown or of the wrong type."""
+    validate_references(contract, {p.id: p for p in await list_products(conn, org_id)})
 
 
 async def create_contract(

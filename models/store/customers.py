@@ -64,7 +64,9 @@ async def create_customer(
             name=name.strip(),
             custom_fields=custom_fields or {},
             stripe_customer_id=stripe_customer_id,
-            stripe_collection_method=stripe_collection_method if stripe_customer_id else None,
+            stripe_collection_method=(stripe_collection_method or "charge_automatically")
+            if stripe_customer_id
+            else None,
             created_at=now,
         )
     )
@@ -85,7 +87,10 @@ async def add_aliases(
     Stored events whose customer was unknown and that named one of these aliases are
     assigned to the customer and rolled up in the same transaction.
     """
-    wanted = sorted(set(aliases))
+    held = select(ingest_keys.c.key).where(
+        (ingest_keys.c.org_id == org_id) & (ingest_keys.c.customer_id == customer_id)
+    )
+    wanted = sorted(set(aliases) - set((await conn.execute(held)).scalars()))
     if not wanted:
         return
     rows = [

@@ -80,6 +80,7 @@ class Grain(IntEnum):
 
 
 SERIES_GRAINS = {"hour": Grain.HOUR, "day": Grain.DAY}
+COARSE_GRAINS = (Grain.DAY, Grain.MONTH)
 
 
 def floor_to(moment: datetime, grain: Grain) -> datetime:
@@ -146,17 +147,12 @@ def contributions_of(
 ) -> list[Contribution]:
     """What one event adds to the rollups of the metrics it matches (its hour bucket)."""
     found = []
+    bucket = bucket_of(event.timestamp)
     for metric in metrics:
         result = match_event(metric, event)
         if result.partial is not None:
             found.append(
-                Contribution(
-                    customer_id,
-                    metric.id,
-                    bucket_of(event.timestamp),
-                    result.group_values,
-                    result.partial,
-                )
+                Contribution(customer_id, metric.id, bucket, result.group_values, result.partial)
             )
     return found
 
@@ -226,13 +222,17 @@ def _cells(items: Iterable[Contribution]) -> dict[CellKey, RollupPartial]:
         gjson = gjsons.get(item.group_values)
         if gjson is None:
             gjson = gjsons[item.group_values] = group_json(item.group_values)
-        key = (item.customer_id, item.metric_id, Grain.HOUR, item.bucket, gjson)
+        key: CellKey = (item.customer_id, item.metric_id, Grain.HOUR, item.bucket, gjson)
         previous = hourly.get(key)
         hourly[key] = item.partial if previous is None else previous.merge(item.partial)
     cells = dict(hourly)
+    coarse: dict[datetime, tuple[tuple[Grain, datetime], ...]] = {}
     for (customer_id, metric_id, _, bucket, gjson), partial in hourly.items():
-        for grain in (Grain.DAY, Grain.MONTH):
-            key = (customer_id, metric_id, grain, floor_to(bucket, grain), gjson)
+        above = coarse.get(bucket)
+        if above is None:
+            above = coarse[bucket] = tuple((g, floor_to(bucket, g)) for g in COARSE_GRAINS)
+        for grain, start in above:
+            key = (customer_id, metric_id, grain, start, gjson)
             previous = cells.get(key)
             cells[key] = partial if previous is None else previous.merge(partial)
     return cells

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from strawberry.types import Info
 
-from models.store.api_keys import Principal, authenticate
+from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from models.store.audit import record_audit
 from resolvers.graphql.loaders import Loaders
 from resolvers.services import Services, services_of
@@ -35,8 +35,12 @@ async def build_context(request: Request, _response: Any = None) -> Context:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     principal = None
     if scheme.lower() == "bearer" and token.strip():
+        now = services.clock()
         async with services.db.read() as conn:
-            principal = await authenticate(conn, token.strip(), services.clock())
+            principal = await authenticate(conn, token.strip(), now)
+        if principal is not None and use_is_due(principal, now):
+            async with services.db.write() as conn:
+                await record_use(conn, principal, now)
     return Context(request, services, principal)
 
 

@@ -104,7 +104,6 @@ async def test_each_product_type_is_created_and_listed(env: Env) -> None:
     ("fields", "field"),
     [
         ({"type": "USAGE"}, "billable_metric_id"),
-        ({"type": "USAGE", "billableMetricId": "bm_nope"}, "billable_metric_id"),
         ({"type": "USAGE", "billableMetricId": M, "pricingGroupKey": ["plan"]},
          "pricing_group_key"),
         # model and user are each group keys, but not together in one compound key
@@ -130,6 +129,13 @@ async def test_invalid_products_name_the_field_and_create_nothing(
     extensions = await failure(env, CREATE_PRODUCT, input={"name": "Bad", **fields})
     assert extensions == {"code": "VALIDATION", "field": field}
     assert (await data(env, PRODUCTS, all=True))["products"]["nodes"] == []
+
+
+async def test_a_usage_product_of_an_unknown_metric_is_not_found(env: Env) -> None:
+    extensions = await failure(
+        env, CREATE_PRODUCT, input={"name": "Bad", "type": "USAGE", "billableMetricId": "bm_nope"}
+    )
+    assert extensions == {"code": "NOT_FOUND", "field": "billable_metric_id"}
 
 
 async def test_a_composite_of_an_unknown_product_is_refused(env: Env) -> None:

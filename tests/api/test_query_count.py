@@ -113,6 +113,8 @@ async def fifty_customers(env: Env) -> None:
     ]
     assert (await env.ingest(events)).json()["accepted"] == len(events)
     await env.run_jobs()
+    # the read key's first use records last_used_at (one write a minute): not counted below
+    await data(env, "{ organization { id } }", env.read_key)
 
 
 async def statements_for(env: Env, first: int) -> tuple[list[str], list[dict[str, Any]]]:

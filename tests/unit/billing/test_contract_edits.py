@@ -7,7 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from billing.contract_edits import ContractEdit, apply_edit, referenced_products
+from billing.catalog import Product, ProductType
+from billing.contract_edits import (
+    ContractEdit,
+    apply_edit,
+    referenced_products,
+    validate_references,
+)
 from billing.contracts import (
     Commit,
     CommitType,
@@ -203,18 +209,32 @@ def test_referenced_products_lists_every_product_with_its_field() -> None:
         scheduled_charges=(charge("h1", "setup"), charge("h2", "fee")),
     )
     assert referenced_products(terms) == [
-        ("overrides[0].product_id", "tokens"),
-        ("overrides[1].product_id", "storage"),
-        ("credits[1].applicable_product_ids", "storage"),
-        ("credits[1].applicable_product_ids", "tokens"),
-        ("recurring_credits[0].applicable_product_ids", "seats"),
-        ("commits[0].applicable_product_ids", "tokens"),
-        ("commits[0].product_id", "fee"),
-        ("subscriptions[0].product_id", "seats"),
-        ("scheduled_charges[0].product_id", "setup"),
-        ("scheduled_charges[1].product_id", "fee"),
+        ("overrides[0].product_id", "tokens", None),
+        ("overrides[1].product_id", "storage", None),
+        ("credits[1].applicable_product_ids", "storage", None),
+        ("credits[1].applicable_product_ids", "tokens", None),
+        ("recurring_credits[0].applicable_product_ids", "seats", None),
+        ("commits[0].applicable_product_ids", "tokens", None),
+        ("commits[0].product_id", "fee", ProductType.FIXED),
+        ("subscriptions[0].product_id", "seats", ProductType.SUBSCRIPTION),
+        ("scheduled_charges[0].product_id", "setup", ProductType.FIXED),
+        ("scheduled_charges[1].product_id", "fee", ProductType.FIXED),
     ]
 
 
 def test_a_contract_without_terms_references_no_product() -> None:
     assert referenced_products(contract()) == []
+
+
+def test_references_must_exist_and_have_the_right_type() -> None:
+    products = {
+        "fee": Product("fee", "Fee", ProductType.FIXED),
+        "seats": Product("seats", "Seats", ProductType.SUBSCRIPTION),
+    }
+    validate_references(contract(commits=(commit("m1", "fee"),)), products)
+    with pytest.raises(ValidationError) as unknown:
+        validate_references(contract(subscriptions=(subscription("s1", "nope"),)), products)
+    assert unknown.value.field == "subscriptions[0].product_id"
+    with pytest.raises(ValidationError) as wrong:
+        validate_references(contract(commits=(commit("m1", "seats"),)), products)
+    assert wrong.value.field == "commits[0].product_id"
