@@ -150,10 +150,13 @@ def contributions_of(
     bucket = bucket_of(event.timestamp)
     for metric in metrics:
         result = match_event(metric, event)
-        if result.partial is not None:
-            found.append(
-                Contribution(customer_id, metric.id, bucket, result.group_values, result.partial)
-            )
+        partial = result.partial
+        if partial is None:
+            continue
+        if partial.latest is not None and metric.aggregation_type is not AggregationType.LATEST:
+            # only ``latest`` metrics read it: the upsert skips its comparison for the others
+            partial = RollupPartial(count=partial.count, sum=partial.sum, max=partial.max)
+        found.append(Contribution(customer_id, metric.id, bucket, result.group_values, partial))
     return found
 
 
@@ -496,8 +499,9 @@ async def _read(
     series: Grain | None = None,
 ) -> dict[Cell, RollupPartial]:
     """Merged partials of windows ``(tag, customer id, start, end)`` cut into grains up to
-    ``top``, per tag (or, with ``series``, per bucket of that grain): at most three
-    statements (rollups, distinct values, raw edges) whatever the number of windows."""
+    ``top``, per tag (or, with ``series``, per bucket of that grain), in at most four
+    statements whatever the number of windows: rollup figures, latest values (if a metric
+    is ``latest``), distinct values (if one is ``unique``) and raw events of the edges."""
     merged: dict[Cell, RollupPartial] = {}
     spans: list[tuple[Any, ...]] = []
     edges: list[tuple[Any, ...]] = []
@@ -558,10 +562,8 @@ async def _read(
         for row in (await conn.execute(_query(conn, _edges_query, False), params)).all():
             usage = event_from_row(row)
             key = row.tag if series is None else floor_to(usage.timestamp, series)
-            for metric in metrics:
-                judged = match_event(metric, usage)
-                if judged.partial is not None:
-                    add((key, metric.id, judged.group_values), judged.partial)
+            for c in contributions_of("", usage, metrics):
+                add((key, c.metric_id, c.group_values), c.partial)
     return merged
 
 
@@ -573,9 +575,10 @@ async def window_partials_many(
 ) -> list[WindowPartials]:
     """Per ``(customer id, start, end)`` request, in order: the window's partials.
 
-    Exact for any window (events in ``[start, end)``), at most three statements whatever
-    the number of requests: rollups, distinct values (if a metric is ``unique``) and the
-    raw events of partial hours at the windows' edges (if any).
+    Exact for any window (events in ``[start, end)``). At most four statements whatever
+    the number of requests: rollup figures, latest values (if a metric is ``latest``),
+    distinct values (if one is ``unique``) and the raw events of the partial hours at the
+    windows' edges (if any). A month-aligned window reads one row per (metric, group).
     """
     results: list[WindowPartials] = [{m.id: [] for m in metrics} for _ in requests]
     windows = [(i, c, s, e) for i, (c, s, e) in enumerate(requests) if s < e]

@@ -179,7 +179,7 @@ async def test_catalog_errors_are_typed(env: Env) -> None:
                 uniqueness_key="p_in",
             )
     async with env.write() as conn:
-        with pytest.raises(ValidationError, match="billable_metric_id"):
+        with pytest.raises(NotFoundError, match="billable_metric_id"):
             await create_product(
                 conn,
                 env.org_id,
