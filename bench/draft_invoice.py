@@ -144,6 +144,7 @@ class World:
     org_id: str
     customer_id: str
     read_key: str
+    metric_ids: list[str]
 
 
 # ----------------------------------------------------------------------------- world
@@ -153,7 +154,7 @@ async def build_world(db: Database) -> World:
     async with db.write() as conn:
         org_id = await get_or_create_organization(conn, "bench-drafts", NOW)
         _, read_key = await create_api_key(conn, org_id, ["read"], NOW)
-        products = []
+        products, metric_ids = [], []
         for n in range(METRICS):
             metric_id = await create_metric(
                 conn,
@@ -172,6 +173,7 @@ async def build_world(db: Database) -> World:
                 ),
                 NOW,
             )
+            metric_ids.append(metric_id)
             product = Product(
                 id="",
                 name=f"Tokens {n}",
@@ -204,7 +206,7 @@ async def build_world(db: Database) -> World:
             NOW,
             actor="bench",
         )
-    return World(org_id, customer_id, read_key)
+    return World(org_id, customer_id, read_key, metric_ids)
 
 
 def events(first: int, count: int, rng: random.Random) -> Iterator[list[tuple[int, UsageEvent]]]:
@@ -312,14 +314,25 @@ ROW_COLUMNS = "metric_id, group_json, count, sum, max, latest_ts_us, latest_tx, 
 async def raw_limits(
     database_url: str, world: World, repeat: int
 ) -> tuple[Timing, Timing, dict[int, int]]:
+    """Driver-only SELECTs of the period's month rows and hourly rows, by primary key."""
     url = make_url(database_url)
-    where = "org_id = {0} AND customer_id = {1} AND grain = {2} AND bucket >= {3} AND bucket < {4}"
+    where = (
+        "org_id = {0} AND customer_id = {1} AND metric_id {metrics} AND grain = {2} "
+        "AND bucket >= {3} AND bucket < {4}"
+    )
     if url.get_backend_name() == "sqlite":
         path = Path(url.database or "")
-        sql = f"SELECT {ROW_COLUMNS} FROM usage_rollups WHERE " + where.format(*"?????")
+        marks = ", ".join("?" * len(world.metric_ids))
+        sql = f"SELECT {ROW_COLUMNS} FROM usage_rollups WHERE " + where.format(
+            *"?????", metrics=f"IN ({marks})"
+        )
         stamp = [b.strftime("%Y-%m-%d %H:%M:%S.%f") for b in PERIOD]
-        month = raw_sqlite_select(path, sql, (world.org_id, world.customer_id, 2, *stamp), repeat)
-        hours = raw_sqlite_select(path, sql, (world.org_id, world.customer_id, 0, *stamp), repeat)
+        months, hourly = (
+            raw_sqlite_select(
+                path, sql, (world.org_id, world.customer_id, *world.metric_ids, g, *stamp), repeat
+            )
+            for g in (2, 0)
+        )
         conn = sqlite3.connect(path)
         counts = dict(
             conn.execute(
@@ -328,17 +341,18 @@ async def raw_limits(
             ).fetchall()
         )
         conn.close()
-        return month, hours, counts
+        return months, hourly, counts
     dsn = asyncpg_dsn(database_url)
     sql = f"SELECT {ROW_COLUMNS} FROM usage_rollups WHERE " + where.format(
-        "$1", "$2", "$3", "$4", "$5"
+        "$1", "$2", "$4", "$5", "$6", metrics="= ANY($3::varchar[])"
     )
     naive = [b.replace(tzinfo=None) for b in PERIOD]
+    ids = world.metric_ids
     month = await raw_postgres_select(
-        dsn, sql, (world.org_id, world.customer_id, 2, *naive), repeat
+        dsn, sql, (world.org_id, world.customer_id, ids, 2, *naive), repeat
     )
     hours = await raw_postgres_select(
-        dsn, sql, (world.org_id, world.customer_id, 0, *naive), repeat
+        dsn, sql, (world.org_id, world.customer_id, ids, 0, *naive), repeat
     )
     conn = await asyncpg.connect(dsn)
     counts = {

@@ -35,8 +35,10 @@ from sqlalchemy import (
     cast,
     column,
     func,
+    literal_column,
     or_,
     select,
+    true,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -400,78 +402,78 @@ def _in_span(target: Any, span: FromClause) -> Any:
     )
 
 
+def _per_row(conn: AsyncConnection, rows: FromClause, target: Any, on: Any) -> tuple[Any, Any]:
+    """``rows`` joined to the ``target`` rows ``on`` each of them, the small table of rows
+    driving the loop so every one is an index range scan; returns (from, target columns).
+
+    Left to themselves the planners scan the whole organization instead: SQLite probes the
+    rows for each rollup (so: ``CROSS JOIN``), PostgreSQL hashes them (its estimates of a
+    join on parameters cannot see that a month is ~1 row per group; so: ``LATERAL``, with
+    ``OFFSET 0`` so the subquery is not pulled up into a hash join again).
+    """
+    if dialect.is_sqlite(conn):
+        return _DrivenBy(rows, target, on), target.c
+    # a literal OFFSET 0: a bound one lets the planner pull the subquery up all the same
+    fence: Any = literal_column("0")
+    matching = select(target).where(on).offset(fence).lateral(f"{target.name}_of_row")
+    return rows.join(matching, true()), matching.c
+
+
 def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """count / sum / max of every rollup row of the spans."""
     span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
-    key = rollups.c.bucket if by_bucket else span.c.tag
-    return select(
-        key,
-        rollups.c.metric_id,
-        rollups.c.group_json,
-        rollups.c.count,
-        rollups.c.sum,
-        rollups.c.max,
-    ).select_from(_DrivenBy(span, rollups, _in_span(rollups, span)))
+    source, r = _per_row(conn, span, rollups, _in_span(rollups, span))
+    key = r.bucket if by_bucket else span.c.tag
+    return select(key, r.metric_id, r.group_json, r.count, r.sum, r.max).select_from(source)
 
 
 def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """count / sum / max merged per (window tag, metric, group) in SQL: for windows of
     several spans (a month-aligned window has one row per group, nothing to merge)."""
     span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, r = _per_row(conn, span, rollups, _in_span(rollups, span))
     return (
         select(
             span.c.tag,
-            rollups.c.metric_id,
-            func.min(rollups.c.group_json),
-            func.sum(rollups.c.count),
-            type_coerce(dialect.dec_sum(conn, rollups.c.sum), ExactDecimal()),
-            type_coerce(dialect.dec_max(conn, rollups.c.max), ExactDecimal()),
+            r.metric_id,
+            func.min(r.group_json),
+            func.sum(r.count),
+            type_coerce(dialect.dec_sum(conn, r.sum), ExactDecimal()),
+            type_coerce(dialect.dec_max(conn, r.max), ExactDecimal()),
         )
-        .select_from(_DrivenBy(span, rollups, _in_span(rollups, span)))
-        .group_by(span.c.tag, rollups.c.metric_id, rollups.c.group_hash)
+        .select_from(source)
+        .group_by(span.c.tag, r.metric_id, r.group_hash)
     )
 
 
 def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """The latest value of every row of the spans (spans of ``latest`` metrics only)."""
     span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
-    key = rollups.c.bucket if by_bucket else span.c.tag
-    return (
-        select(
-            key,
-            rollups.c.metric_id,
-            rollups.c.group_json,
-            rollups.c.latest_ts_us,
-            rollups.c.latest_tx,
-            rollups.c.latest_value,
-        )
-        .select_from(_DrivenBy(span, rollups, _in_span(rollups, span)))
-        .where(rollups.c.latest_ts_us.is_not(None))
-    )
+    on = _in_span(rollups, span) & rollups.c.latest_ts_us.is_not(None)
+    source, r = _per_row(conn, span, rollups, on)
+    key = r.bucket if by_bucket else span.c.tag
+    return select(
+        key, r.metric_id, r.group_json, r.latest_ts_us, r.latest_tx, r.latest_value
+    ).select_from(source)
 
 
 def _distinct_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
-    key = distinct.c.bucket if by_bucket else span.c.tag
-    return (
-        select(key, distinct.c.metric_id, distinct.c.group_json, distinct.c.value)
-        .select_from(_DrivenBy(span, distinct, _in_span(distinct, span)))
-        .distinct()
-    )
+    source, d = _per_row(conn, span, distinct, _in_span(distinct, span))
+    key = d.bucket if by_bucket else span.c.tag
+    return select(key, d.metric_id, d.group_json, d.value).select_from(source).distinct()
 
 
 def _edges_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     edge = _rows_table(dialect.is_sqlite(conn), "edges", EDGES)
-    return select(edge.c.tag, events).select_from(
-        _DrivenBy(
-            edge,
-            events,
-            (events.c.org_id == bindparam("org_id"))
-            & (events.c.customer_id == edge.c.customer_id)
-            & (events.c.timestamp >= edge.c.lo)
-            & (events.c.timestamp < edge.c.hi),
-        )
+    on = (
+        (events.c.org_id == bindparam("org_id"))
+        & (events.c.customer_id == edge.c.customer_id)
+        & (events.c.timestamp >= edge.c.lo)
+        & (events.c.timestamp < edge.c.hi)
     )
+    source, e = _per_row(conn, edge, events, on)
+    return select(edge.c.tag, *e).select_from(source)
 
 
 _queries: dict[tuple[str, Any, bool], Any] = {}
