@@ -87,7 +87,7 @@ from models.store.customers import create_customer
 from models.store.ingest import record_batch
 from models.store.metrics import active_metrics, create_metric
 from models.store.organizations import get_or_create_organization
-from models.store.rollups import window_partials_many
+from models.store.rollup_reads import window_partials_many
 
 NOW = datetime(2026, 4, 20, 12, tzinfo=UTC)
 PERIOD = (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))

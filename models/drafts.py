@@ -32,7 +32,7 @@ from models.store.catalog import list_products, rate_cards_by_id
 from models.store.contracts import contracts_of_customers
 from models.store.invoices import closed_periods, ledgers_of
 from models.store.metrics import active_metrics
-from models.store.rollups import window_partials_many
+from models.store.rollup_reads import window_partials_many
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from models.store.contracts import ContractRecord, EditRecord, contracts_of_cust
 from models.store.invoices import StoredInvoice, first_invoice_pages, invoices_page
 from models.store.metrics import list_metrics
 from models.store.organizations import get_organization
-from models.store.rollups import usage_series
+from models.store.rollup_reads import usage_series
 from resolvers.graphql.convert import connection
 from resolvers.services import Services
 from schema.alerts import Alert, AlertStatus

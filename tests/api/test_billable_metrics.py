@@ -7,7 +7,7 @@ from typing import Any
 from models.store.audit import audit_page
 from models.store.customers import create_customer
 from models.store.metrics import active_metrics
-from models.store.rollups import window_partials
+from models.store.rollup_reads import window_partials
 from tests.conftest import Env
 
 CREATE = """

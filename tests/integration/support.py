@@ -32,7 +32,7 @@ from billing.metering import (
 from models.store.customers import create_customer
 from models.store.event_search import FoundEvent, search_events
 from models.store.metrics import create_metric
-from models.store.rollups import window_partials
+from models.store.rollup_reads import window_partials
 from tests.conftest import START, Env
 
 NOW = START

@@ -23,7 +23,7 @@ from models.store.customers import create_customer
 from models.store.ingest import record_batch
 from models.store.metrics import create_metric
 from models.store.organizations import get_or_create_organization
-from models.store.rollups import window_partials_many
+from models.store.rollup_reads import window_partials_many
 from tests.conftest import BACKENDS, POSTGRES_URL
 from tests.integration.support import comparable, metric_definition, recompute, with_id
 

@@ -29,7 +29,7 @@ from billing.metering import (
     UsageEvent,
     aggregate,
 )
-from models.store.rollups import usage_series, window_partials_many
+from models.store.rollup_reads import usage_series, window_partials_many
 from tests.conftest import Env
 from tests.integration.support import (
     NOW,

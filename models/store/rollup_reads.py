@@ -1,0 +1,436 @@
+"""Reading usage rollups: exact windows and usage series, batched.
+
+A read cuts ``[start, end)`` into whole months, whole days and whole hours, and reads the
+partial hours at its edges from raw events, so any window is exact and a month-aligned
+window costs one row per group. Any number of windows is read with a constant number of
+statements: the spans are handed to SQL as one derived table (``json_each`` on SQLite,
+``unnest`` of arrays on PostgreSQL) joined to the rollups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Integer,
+    SmallInteger,
+    String,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import FromClause
+from sqlalchemy.sql.selectable import Join
+from sqlalchemy.types import TypeEngine
+
+from billing.errors import ValidationError
+from billing.metering import (
+    AggregationType,
+    GroupValues,
+    LatestValue,
+    MetricDefinition,
+    RollupPartial,
+    project,
+    quantity,
+)
+from models.store import dialect
+from models.store.rollups import (
+    SERIES_GRAINS,
+    Grain,
+    WindowPartials,
+    ceil_to,
+    contributions_of,
+    distinct,
+    event_from_row,
+    events,
+    floor_to,
+    from_micros,
+    parse_group_json,
+    rollups,
+)
+from models.types import ExactDecimal, UTCDateTime
+
+
+@dataclass(frozen=True)
+class _Cover:
+    """``[start, end)`` as whole buckets ``(grain, start, end)`` and raw-event edges."""
+
+    spans: tuple[tuple[Grain, datetime, datetime], ...]
+    edges: tuple[tuple[datetime, datetime], ...]
+
+
+def _cover(start: datetime, end: datetime, top: Grain) -> _Cover:
+    """Cut ``[start, end)`` into the coarsest whole buckets up to ``top``, finest at edges."""
+    spans: list[tuple[Grain, datetime, datetime]] = []
+    edges: list[tuple[datetime, datetime]] = []
+    left, right = start, end
+    finer: Grain | None = None
+
+    def add(grain: Grain | None, lo: datetime, hi: datetime) -> None:
+        if lo < hi:
+            if grain is None:
+                edges.append((lo, hi))
+            else:
+                spans.append((grain, lo, hi))
+
+    for grain in Grain:
+        if grain > top:
+            break
+        lo, hi = ceil_to(left, grain), floor_to(right, grain)
+        if lo >= hi:
+            break
+        add(finer, left, lo)
+        add(finer, hi, right)
+        left, right, finer = lo, hi, grain
+    add(finer, left, right)
+    return _Cover(tuple(spans), tuple(edges))
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime given to a rollup read")
+    return moment.astimezone(UTC)
+
+
+class _DrivenBy(Join):
+    """An inner join whose left side drives the loop (SQLite: ``CROSS JOIN``).
+
+    SQLite's planner would otherwise scan the organization's rollups and probe the small
+    table of spans for each row.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_DrivenBy, "sqlite")
+def _cross_join(join: _DrivenBy, compiler: Any, **kw: Any) -> str:
+    text: str = compiler.visit_join(join, **kw)
+    left = join.left._compiler_dispatch(compiler, **{**kw, "asfrom": True})
+    assert text.startswith(f"{left} JOIN ")
+    return f"{left} CROSS JOIN {text[len(left) + len(' JOIN ') :]}"
+
+
+Columns = tuple[tuple[str, TypeEngine[Any]], ...]
+SPANS: Columns = (
+    ("tag", Integer()),
+    ("customer_id", String()),
+    ("metric_id", String()),
+    ("grain", SmallInteger()),
+    ("lo", UTCDateTime()),
+    ("hi", UTCDateTime()),
+)
+EDGES: Columns = (
+    ("tag", Integer()),
+    ("customer_id", String()),
+    ("lo", UTCDateTime()),
+    ("hi", UTCDateTime()),
+)
+
+
+def _rows_table(sqlite: bool, name: str, columns: Columns) -> FromClause:
+    """A table of rows bound at execution (:func:`_rows_params`) in a fixed SQL text, so
+    it is compiled (and prepared) once whatever the number of rows: ``json_each`` of one
+    JSON parameter on SQLite, ``unnest`` of one array per column on PostgreSQL."""
+    if sqlite:
+        items = func.json_each(bindparam(name, type_=String())).table_valued("value")
+        picked = [
+            type_coerce(func.json_extract(items.c.value, f"$[{i}]"), kind).label(column_name)
+            for i, (column_name, kind) in enumerate(columns)
+        ]
+        return select(*picked).select_from(items).subquery(name)
+    arrays = [
+        cast(bindparam(f"{name}_{column_name}", type_=ARRAY(kind)), ARRAY(kind))
+        for column_name, kind in columns
+    ]
+    typed = (column(column_name, kind) for column_name, kind in columns)
+    return func.unnest(*arrays).table_valued(*typed).render_derived(name=name)
+
+
+def _rows_params(
+    conn: AsyncConnection, name: str, columns: Columns, rows: list[tuple[Any, ...]]
+) -> dict[str, Any]:
+    if dialect.is_sqlite(conn):
+        stamp = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        assert stamp is not None
+        timed = [i for i, (_, kind) in enumerate(columns) if isinstance(kind, UTCDateTime)]
+        payload = [list(row) for row in rows]
+        for row in payload:
+            for i in timed:
+                row[i] = stamp(row[i])
+        return {name: orjson.dumps(payload).decode()}
+    return {f"{name}_{n}": [row[i] for row in rows] for i, (n, _) in enumerate(columns)}
+
+
+def _in_span(target: Any, span: FromClause) -> Any:
+    return (
+        (target.c.org_id == bindparam("org_id"))
+        & (target.c.customer_id == span.c.customer_id)
+        & (target.c.metric_id == span.c.metric_id)
+        & (target.c.grain == span.c.grain)
+        & (target.c.bucket >= span.c.lo)
+        & (target.c.bucket < span.c.hi)
+    )
+
+
+def _per_row(conn: AsyncConnection, rows: FromClause, target: Any, on: Any) -> tuple[Any, Any]:
+    """``rows`` joined to the ``target`` rows ``on`` each of them, the small table of rows
+    driving the loop so every one is an index range scan; returns (from, target columns).
+
+    Left to themselves the planners scan the whole organization instead: SQLite probes the
+    rows for each rollup (so: ``CROSS JOIN``), PostgreSQL hashes them (its estimates of a
+    join on parameters cannot see that a month is ~1 row per group; so: ``LATERAL``, with
+    ``OFFSET 0`` so the subquery is not pulled up into a hash join again).
+    """
+    if dialect.is_sqlite(conn):
+        return _DrivenBy(rows, target, on), target.c
+    # a literal OFFSET 0: a bound one lets the planner pull the subquery up all the same
+    fence: Any = literal_column("0")
+    matching = select(target).where(on).offset(fence).lateral(f"{target.name}_of_row")
+    return rows.join(matching, true()), matching.c
+
+
+def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    """count / sum / max of every rollup row of the spans."""
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, r = _per_row(conn, span, rollups, _in_span(rollups, span))
+    key = r.bucket if by_bucket else span.c.tag
+    return select(key, r.metric_id, r.group_json, r.count, r.sum, r.max).select_from(source)
+
+
+def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    """count / sum / max merged per (window tag, metric, group) in SQL: for windows of
+    several spans (a month-aligned window has one row per group, nothing to merge)."""
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, r = _per_row(conn, span, rollups, _in_span(rollups, span))
+    return (
+        select(
+            span.c.tag,
+            r.metric_id,
+            func.min(r.group_json),
+            func.sum(r.count),
+            type_coerce(dialect.dec_sum(conn, r.sum), ExactDecimal()),
+            type_coerce(dialect.dec_max(conn, r.max), ExactDecimal()),
+        )
+        .select_from(source)
+        .group_by(span.c.tag, r.metric_id, r.group_hash)
+    )
+
+
+def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    """The latest value of every row of the spans (spans of ``latest`` metrics only)."""
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    on = _in_span(rollups, span) & rollups.c.latest_ts_us.is_not(None)
+    source, r = _per_row(conn, span, rollups, on)
+    key = r.bucket if by_bucket else span.c.tag
+    return select(
+        key, r.metric_id, r.group_json, r.latest_ts_us, r.latest_tx, r.latest_value
+    ).select_from(source)
+
+
+def _distinct_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, d = _per_row(conn, span, distinct, _in_span(distinct, span))
+    key = d.bucket if by_bucket else span.c.tag
+    return select(key, d.metric_id, d.group_json, d.value).select_from(source).distinct()
+
+
+def _edges_query(conn: AsyncConnection, by_bucket: bool) -> Any:
+    edge = _rows_table(dialect.is_sqlite(conn), "edges", EDGES)
+    on = (
+        (events.c.org_id == bindparam("org_id"))
+        & (events.c.customer_id == edge.c.customer_id)
+        & (events.c.timestamp >= edge.c.lo)
+        & (events.c.timestamp < edge.c.hi)
+    )
+    source, e = _per_row(conn, edge, events, on)
+    return select(edge.c.tag, *e).select_from(source)
+
+
+_queries: dict[tuple[str, Any, bool], Any] = {}
+
+
+def _query(conn: AsyncConnection, build: Any, by_bucket: bool) -> Any:
+    """``build(conn, by_bucket)``, built once per dialect: no per-call construction."""
+    key = (conn.dialect.name, build, by_bucket)
+    found = _queries.get(key)
+    if found is None:
+        found = _queries[key] = build(conn, by_bucket)
+    return found
+
+
+Cell = tuple[Hashable, str, GroupValues]
+"""(window tag or series bucket, metric id, group values)."""
+
+
+async def _read(
+    conn: AsyncConnection,
+    org_id: str,
+    windows: Sequence[tuple[int, str, datetime, datetime]],
+    metrics: Sequence[MetricDefinition],
+    top: Grain,
+    series: Grain | None = None,
+) -> dict[Cell, RollupPartial]:
+    """Merged partials of windows ``(tag, customer id, start, end)`` cut into grains up to
+    ``top``, per tag (or, with ``series``, per bucket of that grain), in at most four
+    statements whatever the number of windows: rollup figures, latest values (if a metric
+    is ``latest``), distinct values (if one is ``unique``) and raw events of the edges."""
+    merged: dict[Cell, RollupPartial] = {}
+    spans: list[tuple[Any, ...]] = []
+    edges: list[tuple[Any, ...]] = []
+    several = False
+    for tag, customer_id, start, end in windows:
+        cover = _cover(_utc(start), _utc(end), top)
+        several = several or len(cover.spans) > 1
+        for grain, lo, hi in cover.spans:
+            spans.extend((tag, customer_id, m.id, int(grain), lo, hi) for m in metrics)
+        edges.extend((tag, customer_id, lo, hi) for lo, hi in cover.edges)
+    groups: dict[str, GroupValues] = {}
+
+    def add(cell: Cell, partial: RollupPartial) -> None:
+        previous = merged.get(cell)
+        merged[cell] = partial if previous is None else previous.merge(partial)
+
+    def group(gjson: str) -> GroupValues:
+        found = groups.get(gjson)
+        if found is None:
+            found = groups[gjson] = parse_group_json(gjson)
+        return found
+
+    by_bucket = series is not None
+
+    def spans_of(ids: set[str] | None) -> dict[str, Any]:
+        picked = spans if ids is None else [span for span in spans if span[2] in ids]
+        return {"org_id": org_id, **_rows_params(conn, "spans", SPANS, picked)}
+
+    if spans:
+        merge_in_sql = several and not by_bucket
+        query = _query(conn, _totals_query if merge_in_sql else _figures_query, by_bucket)
+        for key, metric_id, gjson, count, total, maximum in (
+            await conn.execute(query, spans_of(None))
+        ).all():
+            cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+            add(cell, RollupPartial(count=int(count), sum=total, max=maximum))
+        latest_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.LATEST}
+        if latest_ids:
+            query = _query(conn, _latest_query, by_bucket)
+            for key, metric_id, gjson, ts_us, tx, value in (
+                await conn.execute(query, spans_of(latest_ids))
+            ).all():
+                cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+                add(cell, RollupPartial(latest=LatestValue(from_micros(ts_us), tx, value)))
+        unique_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.UNIQUE}
+        if unique_ids:
+            values: dict[Cell, set[str]] = {}
+            query = _query(conn, _distinct_query, by_bucket)
+            for key, metric_id, gjson, value in (
+                await conn.execute(query, spans_of(unique_ids))
+            ).all():
+                cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+                values.setdefault(cell, set()).add(value)
+            for cell, found in values.items():
+                add(cell, RollupPartial(distinct=frozenset(found)))
+    if edges:
+        params = {"org_id": org_id, **_rows_params(conn, "edges", EDGES, edges)}
+        for row in (await conn.execute(_query(conn, _edges_query, False), params)).all():
+            usage = event_from_row(row)
+            key = row.tag if series is None else floor_to(usage.timestamp, series)
+            for c in contributions_of("", usage, metrics):
+                add((key, c.metric_id, c.group_values), c.partial)
+    return merged
+
+
+async def window_partials_many(
+    conn: AsyncConnection,
+    org_id: str,
+    requests: Sequence[tuple[str, datetime, datetime]],
+    metrics: Sequence[MetricDefinition],
+) -> list[WindowPartials]:
+    """Per ``(customer id, start, end)`` request, in order: the window's partials.
+
+    Exact for any window (events in ``[start, end)``). At most four statements whatever
+    the number of requests: rollup figures, latest values (if a metric is ``latest``),
+    distinct values (if one is ``unique``) and the raw events of the partial hours at the
+    windows' edges (if any). A month-aligned window reads one row per (metric, group).
+    """
+    results: list[WindowPartials] = [{m.id: [] for m in metrics} for _ in requests]
+    windows = [(i, c, s, e) for i, (c, s, e) in enumerate(requests) if s < e]
+    if not windows or not metrics:
+        return results
+    for (tag, metric_id, group), partial in (
+        await _read(conn, org_id, windows, metrics, Grain.MONTH)
+    ).items():
+        assert isinstance(tag, int)
+        results[tag][metric_id].append((group, partial))
+    for result in results:
+        for partials in result.values():
+            partials.sort(key=itemgetter(0))
+    return results
+
+
+async def window_partials(
+    conn: AsyncConnection,
+    org_id: str,
+    customer_id: str,
+    metrics: Sequence[MetricDefinition],
+    start: datetime,
+    end: datetime,
+) -> WindowPartials:
+    """Per metric id, the merged partial of every group for events in ``[start, end)``."""
+    [found] = await window_partials_many(conn, org_id, [(customer_id, start, end)], metrics)
+    return found
+
+
+async def usage_series(
+    conn: AsyncConnection,
+    org_id: str,
+    customer_id: str,
+    metric: MetricDefinition,
+    start: datetime,
+    end: datetime,
+    window: str,
+    group_key: Sequence[str] | None,
+) -> list[tuple[datetime, GroupValues, Decimal]]:
+    """The metric's quantity per ``window`` ("hour" or "day") bucket and group, by time.
+
+    Each row is ``(bucket start, group values projected on group_key, quantity)`` for the
+    events of ``[start, end)`` in that bucket (a bucket cut by ``start`` or ``end`` counts
+    only its events inside the window; it keeps its aligned start as label). ``unique``
+    counts distinct values within the bucket. Buckets and groups without events are
+    omitted. ``group_key`` must be a subset of one of the metric's compound group keys;
+    None or empty gives one total series.
+    """
+    grain = SERIES_GRAINS.get(window)
+    if grain is None:
+        raise ValidationError("window", f"must be one of {sorted(SERIES_GRAINS)}")
+    keys = tuple(group_key or ())
+    if keys and not any(set(keys) <= set(compound) for compound in metric.group_keys):
+        raise ValidationError(
+            "group_key", f"{list(keys)} is not within a group key of metric {metric.name!r}"
+        )
+    if start >= end:
+        return []
+    merged = await _read(conn, org_id, [(0, customer_id, start, end)], [metric], grain, grain)
+    projected: dict[tuple[datetime, GroupValues], RollupPartial] = {}
+    for (bucket, _, group), partial in merged.items():
+        assert isinstance(bucket, datetime)
+        target = (bucket, project(group, keys))
+        previous = projected.get(target)
+        projected[target] = partial if previous is None else previous.merge(partial)
+    return [
+        (bucket, group, quantity(metric.aggregation_type, partial))
+        for (bucket, group), partial in sorted(projected.items())
+    ]
