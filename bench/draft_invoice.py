@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import os
 import random
-import secrets
 import shutil
 import sqlite3
 import statistics
@@ -60,6 +59,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from backends import asyncpg_dsn, private_postgres  # bench/ is on sys.path
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -403,31 +403,6 @@ async def measure(
 
 
 # ----------------------------------------------------------------------------- backends
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextlib.contextmanager
-def private_postgres(url: str) -> Iterator[str]:
-    """A fresh ``bench_<random>`` database on the server of ``url``; dropped at the end."""
-    name = f"bench_{secrets.token_hex(4)}"
-    admin = asyncpg_dsn(url)
-
-    async def execute(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
-    try:
-        parsed = make_url(Database(url).url).set(database=name)
-        yield parsed.render_as_string(hide_password=False)
-    finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass
