@@ -16,26 +16,17 @@ from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
     bindparam,
-    cast,
-    column,
     func,
-    literal_column,
     select,
-    true,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import FromClause
-from sqlalchemy.sql.selectable import Join
-from sqlalchemy.types import TypeEngine
 
 from billing.errors import ValidationError
 from billing.metering import (
@@ -48,6 +39,7 @@ from billing.metering import (
     quantity,
 )
 from models.store import dialect
+from models.store.bound_rows import Columns, built_query, per_row, rows_params, rows_table
 from models.store.rollups import (
     SERIES_GRAINS,
     Grain,
@@ -106,25 +98,6 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-class _DrivenBy(Join):
-    """An inner join whose left side drives the loop (SQLite: ``CROSS JOIN``).
-
-    SQLite's planner would otherwise scan the organization's rollups and probe the small
-    table of spans for each row.
-    """
-
-    inherit_cache = True
-
-
-@compiles(_DrivenBy, "sqlite")
-def _cross_join(join: _DrivenBy, compiler: Any, **kw: Any) -> str:
-    text: str = compiler.visit_join(join, **kw)
-    left = join.left._compiler_dispatch(compiler, **{**kw, "asfrom": True})
-    assert text.startswith(f"{left} JOIN ")
-    return f"{left} CROSS JOIN {text[len(left) + len(' JOIN ') :]}"
-
-
-Columns = tuple[tuple[str, TypeEngine[Any]], ...]
 SPANS: Columns = (
     ("tag", Integer()),
     ("customer_id", String()),
@@ -141,40 +114,6 @@ EDGES: Columns = (
 )
 
 
-def _rows_table(sqlite: bool, name: str, columns: Columns) -> FromClause:
-    """A table of rows bound at execution (:func:`_rows_params`) in a fixed SQL text, so
-    it is compiled (and prepared) once whatever the number of rows: ``json_each`` of one
-    JSON parameter on SQLite, ``unnest`` of one array per column on PostgreSQL."""
-    if sqlite:
-        items = func.json_each(bindparam(name, type_=String())).table_valued("value")
-        picked = [
-            type_coerce(func.json_extract(items.c.value, f"$[{i}]"), kind).label(column_name)
-            for i, (column_name, kind) in enumerate(columns)
-        ]
-        return select(*picked).select_from(items).subquery(name)
-    arrays = [
-        cast(bindparam(f"{name}_{column_name}", type_=ARRAY(kind)), ARRAY(kind))
-        for column_name, kind in columns
-    ]
-    typed = (column(column_name, kind) for column_name, kind in columns)
-    return func.unnest(*arrays).table_valued(*typed).render_derived(name=name)
-
-
-def _rows_params(
-    conn: AsyncConnection, name: str, columns: Columns, rows: list[tuple[Any, ...]]
-) -> dict[str, Any]:
-    if dialect.is_sqlite(conn):
-        stamp = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        assert stamp is not None
-        timed = [i for i, (_, kind) in enumerate(columns) if isinstance(kind, UTCDateTime)]
-        payload = [list(row) for row in rows]
-        for row in payload:
-            for i in timed:
-                row[i] = stamp(row[i])
-        return {name: orjson.dumps(payload).decode()}
-    return {f"{name}_{n}": [row[i] for row in rows] for i, (n, _) in enumerate(columns)}
-
-
 def _in_span(target: Any, span: FromClause) -> Any:
     return (
         (target.c.org_id == bindparam("org_id"))
@@ -186,27 +125,10 @@ def _in_span(target: Any, span: FromClause) -> Any:
     )
 
 
-def _per_row(conn: AsyncConnection, rows: FromClause, target: Any, on: Any) -> tuple[Any, Any]:
-    """``rows`` joined to the ``target`` rows ``on`` each of them, the small table of rows
-    driving the loop so every one is an index range scan; returns (from, target columns).
-
-    Left to themselves the planners scan the whole organization instead: SQLite probes the
-    rows for each rollup (so: ``CROSS JOIN``), PostgreSQL hashes them (its estimates of a
-    join on parameters cannot see that a month is ~1 row per group; so: ``LATERAL``, with
-    ``OFFSET 0`` so the subquery is not pulled up into a hash join again).
-    """
-    if dialect.is_sqlite(conn):
-        return _DrivenBy(rows, target, on), target.c
-    # a literal OFFSET 0: a bound one lets the planner pull the subquery up all the same
-    fence: Any = literal_column("0")
-    matching = select(target).where(on).offset(fence).lateral(f"{target.name}_of_row")
-    return rows.join(matching, true()), matching.c
-
-
 def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """count / sum / max of every rollup row of the spans."""
-    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
-    source, r = _per_row(conn, span, rollups, _in_span(rollups, span))
+    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, r = per_row(conn, span, rollups, _in_span(rollups, span))
     key = r.bucket if by_bucket else span.c.tag
     return select(key, r.metric_id, r.group_json, r.count, r.sum, r.max).select_from(source)
 
@@ -214,8 +136,8 @@ def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
 def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """count / sum / max merged per (window tag, metric, group) in SQL: for windows of
     several spans (a month-aligned window has one row per group, nothing to merge)."""
-    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
-    source, r = _per_row(conn, span, rollups, _in_span(rollups, span))
+    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, r = per_row(conn, span, rollups, _in_span(rollups, span))
     return (
         select(
             span.c.tag,
@@ -232,9 +154,9 @@ def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
 
 def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """The latest value of every row of the spans (spans of ``latest`` metrics only)."""
-    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
     on = _in_span(rollups, span) & rollups.c.latest_ts_us.is_not(None)
-    source, r = _per_row(conn, span, rollups, on)
+    source, r = per_row(conn, span, rollups, on)
     key = r.bucket if by_bucket else span.c.tag
     return select(
         key, r.metric_id, r.group_json, r.latest_ts_us, r.latest_tx, r.latest_value
@@ -242,34 +164,22 @@ def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
 
 
 def _distinct_query(conn: AsyncConnection, by_bucket: bool) -> Any:
-    span = _rows_table(dialect.is_sqlite(conn), "spans", SPANS)
-    source, d = _per_row(conn, span, distinct, _in_span(distinct, span))
+    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    source, d = per_row(conn, span, distinct, _in_span(distinct, span))
     key = d.bucket if by_bucket else span.c.tag
     return select(key, d.metric_id, d.group_json, d.value).select_from(source).distinct()
 
 
 def _edges_query(conn: AsyncConnection, by_bucket: bool) -> Any:
-    edge = _rows_table(dialect.is_sqlite(conn), "edges", EDGES)
+    edge = rows_table(dialect.is_sqlite(conn), "edges", EDGES)
     on = (
         (events.c.org_id == bindparam("org_id"))
         & (events.c.customer_id == edge.c.customer_id)
         & (events.c.timestamp >= edge.c.lo)
         & (events.c.timestamp < edge.c.hi)
     )
-    source, e = _per_row(conn, edge, events, on)
+    source, e = per_row(conn, edge, events, on)
     return select(edge.c.tag, *e).select_from(source)
-
-
-_queries: dict[tuple[str, Any, bool], Any] = {}
-
-
-def _query(conn: AsyncConnection, build: Any, by_bucket: bool) -> Any:
-    """``build(conn, by_bucket)``, built once per dialect: no per-call construction."""
-    key = (conn.dialect.name, build, by_bucket)
-    found = _queries.get(key)
-    if found is None:
-        found = _queries[key] = build(conn, by_bucket)
-    return found
 
 
 Cell = tuple[Hashable, str, GroupValues]
@@ -304,48 +214,52 @@ async def _read(
         previous = merged.get(cell)
         merged[cell] = partial if previous is None else previous.merge(partial)
 
-    def group(gjson: str) -> GroupValues:
+    def cell_of(key: Hashable, metric_id: str, gjson: str) -> Cell:
+        """The cell of a row keyed by window tag, or by bucket floored to ``series``."""
         found = groups.get(gjson)
         if found is None:
             found = groups[gjson] = parse_group_json(gjson)
-        return found
+        if series is not None:
+            assert isinstance(key, datetime)
+            key = floor_to(key, series)
+        return key, metric_id, found
 
     by_bucket = series is not None
 
     def spans_of(ids: set[str] | None) -> dict[str, Any]:
         picked = spans if ids is None else [span for span in spans if span[2] in ids]
-        return {"org_id": org_id, **_rows_params(conn, "spans", SPANS, picked)}
+        return {"org_id": org_id, **rows_params(conn, "spans", SPANS, picked)}
 
     if spans:
         merge_in_sql = several and not by_bucket
-        query = _query(conn, _totals_query if merge_in_sql else _figures_query, by_bucket)
+        query = built_query(conn, _totals_query if merge_in_sql else _figures_query, by_bucket)
         for key, metric_id, gjson, count, total, maximum in (
             await conn.execute(query, spans_of(None))
         ).all():
-            cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+            cell = cell_of(key, metric_id, gjson)
             add(cell, RollupPartial(count=int(count), sum=total, max=maximum))
         latest_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.LATEST}
         if latest_ids:
-            query = _query(conn, _latest_query, by_bucket)
+            query = built_query(conn, _latest_query, by_bucket)
             for key, metric_id, gjson, ts_us, tx, value in (
                 await conn.execute(query, spans_of(latest_ids))
             ).all():
-                cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+                cell = cell_of(key, metric_id, gjson)
                 add(cell, RollupPartial(latest=LatestValue(from_micros(ts_us), tx, value)))
         unique_ids = {m.id for m in metrics if m.aggregation_type is AggregationType.UNIQUE}
         if unique_ids:
             values: dict[Cell, set[str]] = {}
-            query = _query(conn, _distinct_query, by_bucket)
+            query = built_query(conn, _distinct_query, by_bucket)
             for key, metric_id, gjson, value in (
                 await conn.execute(query, spans_of(unique_ids))
             ).all():
-                cell = (key if series is None else floor_to(key, series), metric_id, group(gjson))
+                cell = cell_of(key, metric_id, gjson)
                 values.setdefault(cell, set()).add(value)
             for cell, found in values.items():
                 add(cell, RollupPartial(distinct=frozenset(found)))
     if edges:
-        params = {"org_id": org_id, **_rows_params(conn, "edges", EDGES, edges)}
-        for row in (await conn.execute(_query(conn, _edges_query, False), params)).all():
+        params = {"org_id": org_id, **rows_params(conn, "edges", EDGES, edges)}
+        for row in (await conn.execute(built_query(conn, _edges_query, False), params)).all():
             usage = event_from_row(row)
             key = row.tag if series is None else floor_to(usage.timestamp, series)
             for c in contributions_of("", usage, metrics):
