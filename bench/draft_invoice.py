@@ -16,8 +16,7 @@ What one run measures, per backend (SQLite always; PostgreSQL + Redis when confi
 3. **Latency**, p50 / p95 over ``--repeat`` calls after a warm-up:
    - *GraphQL* (the headline): ``query($id: ID!) { customer(id: $id) { draftInvoices
      { total lines { type amount } } } }`` through ``httpx.ASGITransport`` against
-     ``meterline.app.create_app(settings, clock)``, lifespan entered. Skipped, with the
-     reason, while the schema has no ``customer(id)`` field.
+     ``meterline.app.create_app(settings, clock)``, lifespan entered.
    - *store-level drafts*: ``models.drafts.customer_drafts`` on a read connection
      (rollup read + catalog + contracts + assembly, no HTTP/GraphQL).
    - *rollup read*: ``window_partials_many`` for the open period alone, and for an
@@ -59,7 +58,12 @@ from typing import Any
 
 import asyncpg
 import httpx
-from backends import asyncpg_dsn, private_postgres  # bench/ is on sys.path
+from backends import (  # bench/ is on sys.path
+    add_backend_args,
+    asyncpg_dsn,
+    backend_urls,
+    selected_backends,
+)
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -75,7 +79,6 @@ from billing.metering import (
 )
 from meterline.app import create_app
 from meterline.clock import FixedClock
-from meterline.embedded_redis import EmbeddedRedis
 from meterline.settings import Settings
 from models.db import Database
 from models.drafts import customer_drafts
@@ -129,7 +132,7 @@ class SizeResult:
     events: int
     load_rate: float
     rows: dict[int, int]
-    graphql: Timing | None
+    graphql: Timing
     graphql_note: str
     drafts: Timing
     read: Timing
@@ -368,7 +371,7 @@ async def raw_limits(
 
 async def measure(
     db: Database, database_url: str, redis_url: str, world: World, plan: Plan
-) -> tuple[Timing | None, str, Timing, Timing, Timing, str]:
+) -> tuple[Timing, str, Timing, Timing, Timing, str]:
     repeat, warmup = plan.repeat, plan.warmup
     async with db.read() as conn:
         metrics = await active_metrics(conn, world.org_id)
@@ -389,16 +392,13 @@ async def measure(
     drafts_timing = await timed(drafts, repeat, warmup)
     read_timing = await timed(lambda: read(PERIOD), repeat, warmup)
     unaligned = await timed(lambda: read(UNALIGNED), max(5, repeat // 4), 1)
-    graphql: Timing | None = None
-    note = ""
     async with graphql_client(database_url, redis_url) as client:
         first = await graphql_draft(client, world)
         if first.get("errors"):
-            note = "not measured: " + str(first["errors"][0].get("message", ""))[:90]
-        else:
-            drafts_found = first["data"]["customer"]["draftInvoices"]
-            note = f"{len(drafts_found)} draft(s), total {drafts_found[-1]['total']}"
-            graphql = await timed(lambda: graphql_draft(client, world), repeat, warmup)
+            raise RuntimeError(f"GraphQL draftInvoices failed: {first['errors']}")
+        drafts_found = first["data"]["customer"]["draftInvoices"]
+        note = f"{len(drafts_found)} draft(s), total {drafts_found[-1]['total']}"
+        graphql = await timed(lambda: graphql_draft(client, world), repeat, warmup)
     return graphql, note, drafts_timing, read_timing, unaligned, total
 
 
@@ -455,16 +455,8 @@ async def run_sizes(database_url: str, redis_url: str, plan: Plan, name: str) ->
 def run_backend(
     name: str, plan: Plan, workdir: Path, postgres_url: str | None, redis_url: str | None
 ) -> list[SizeResult]:
-    with contextlib.ExitStack() as stack:
-        if postgres_url is None:
-            database_url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-            embedded = EmbeddedRedis(workdir / "redis")
-            stack.callback(embedded.close)
-            redis_url = embedded.url
-        else:
-            database_url = stack.enter_context(private_postgres(postgres_url))
-        assert redis_url is not None
-        return asyncio.run(run_sizes(database_url, redis_url, plan, name))
+    with backend_urls(workdir, postgres_url, redis_url) as (database_url, app_redis_url):
+        return asyncio.run(run_sizes(database_url, app_redis_url, plan, name))
 
 
 # ----------------------------------------------------------------------------- report
@@ -479,13 +471,9 @@ def render(name: str, results: list[SizeResult]) -> None:
     for column in ("events", "figure", "p50 / p95", "note"):
         table.add_column(column, justify="right" if column != "note" else "left")
     base = results[0]
-
-    def headline(r: SizeResult) -> Timing:
-        return r.graphql if r.graphql is not None else r.drafts
-
     for r in results:
         rows = [
-            ("GraphQL draftInvoices", r.graphql.text() if r.graphql else "—", r.graphql_note),
+            ("GraphQL draftInvoices", r.graphql.text(), r.graphql_note),
             ("store-level customer_drafts", r.drafts.text(), r.total),
             ("rollup read, open period", r.read.text(), "window_partials_many, 1 request"),
             ("rollup read, unaligned 30 d", r.unaligned.text(), "days + hours + raw edges"),
@@ -506,8 +494,8 @@ def render(name: str, results: list[SizeResult]) -> None:
             ),
             (
                 f"ratio to {base.events:,} events",
-                f"{headline(r).p50 / headline(base).p50:.2f}×",
-                ("GraphQL" if r.graphql else "store-level") + f" p50; target ≤ {TARGET_RATIO}",
+                f"{r.graphql.p50 / base.graphql.p50:.2f}×",
+                f"GraphQL p50; target ≤ {TARGET_RATIO}",
             ),
             (
                 "load through record_batch",
@@ -526,12 +514,11 @@ def render(name: str, results: list[SizeResult]) -> None:
             )
     out.print(table)
     last = results[-1]
-    head = headline(last)
-    which = "GraphQL" if last.graphql else "store-level (GraphQL field missing)"
+    head = last.graphql
     met_p50 = head.p50 <= TARGET_P50_MS
-    ratio = head.p50 / headline(base).p50
+    ratio = head.p50 / base.graphql.p50
     out.print(
-        f"{name} target at {last.events:,} events, {which}: p50 {head.p50:.2f} ms "
+        f"{name} target at {last.events:,} events, GraphQL: p50 {head.p50:.2f} ms "
         f"(≤ {TARGET_P50_MS:.0f} ms: {'[green]met[/]' if met_p50 else '[red]not met[/]'}), "
         f"{last.events:,}/{base.events:,} ratio {ratio:.2f} "
         f"(≤ {TARGET_RATIO}: {'[green]met[/]' if ratio <= TARGET_RATIO else '[red]not met[/]'})"
@@ -543,30 +530,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="10k and 100k only, fewer repeats")
     parser.add_argument("--sizes", help="comma-separated event counts (growing)")
     parser.add_argument("--repeat", type=int, help="measured calls per figure")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("METERLINE_TEST_POSTGRES_URL"),
-        help="a PostgreSQL server (a private database is created there and dropped)",
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("METERLINE_TEST_REDIS_URL"))
-    parser.add_argument("--only", choices=("sqlite", "postgres"), help="run one backend")
+    add_backend_args(parser)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    sizes = SIZES[:2] if args.quick else SIZES
+    sizes: tuple[int, ...] = SIZES[:2] if args.quick else SIZES
     if args.sizes:
         sizes = tuple(sorted(int(s) for s in args.sizes.split(",")))
     plan = Plan(sizes, args.repeat or (30 if args.quick else 200), 3 if args.quick else 10)
-    backends: list[tuple[str, str | None]] = [("SQLite", None)]
-    if args.postgres_url and args.redis_url:
-        backends.append(("PostgreSQL", args.postgres_url))
-    elif args.postgres_url or args.redis_url:
-        log.print("[yellow]PostgreSQL needs both --postgres-url and --redis-url: skipped[/]")
-    if args.only:
-        backends = [b for b in backends if b[0].lower().startswith(args.only[:6])]
-    for name, postgres_url in backends:
+    for name, postgres_url in selected_backends(args):
         workdir = Path(tempfile.mkdtemp(prefix=f"meterline-drafts-{name.lower()}-"))
         try:
             render(name, run_backend(name, plan, workdir, postgres_url, args.redis_url))

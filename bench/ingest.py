@@ -64,12 +64,17 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from backends import asyncpg_dsn, private_postgres  # bench/ is on sys.path
+from backends import (  # bench/ is on sys.path
+    add_backend_args,
+    asyncpg_dsn,
+    backend_urls,
+    selected_backends,
+)
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from billing.metering import AggregationType, MetricDefinition, PropertyFilter
-from meterline.embedded_redis import EmbeddedRedis
 from models.db import Database
 from models.store.customers import create_customer
 from models.store.metrics import create_metric
@@ -81,7 +86,7 @@ CUSTOMERS = 5
 REGIONS = ("eu-west", "us-east", "us-west", "ap-south")
 USERS = 1_000
 SPREAD = timedelta(hours=6)
-METERLINE = [sys.executable, "-c", "from meterline.cli import app; app(prog_name='meterline')"]
+METERLINE = [sys.executable, "-m", "meterline.cli"]
 UVICORN = [sys.executable, "-m", "uvicorn", "meterline.app:create_app", "--factory"]
 EXPLAINS = ("Error", "Exception:", "HINT", "[SQL:", "locked")
 SERVER_PROBLEMS = ("Traceback", "database is locked", '" 500', "Exception", "ERROR")
@@ -485,19 +490,9 @@ async def raw_postgres(dsn: str, seconds: float, connections: int) -> float:
 def run_backend(
     name: str, plan: Plan, workdir: Path, postgres_url: str | None, redis_url: str | None
 ) -> BackendResult:
-    with contextlib.ExitStack() as stack:
-        if postgres_url is None:
-            db_path = workdir / "bench.db"
-            database_url = f"sqlite+aiosqlite:///{db_path}"
-            embedded = EmbeddedRedis(workdir / "redis")
-            stack.callback(embedded.close)
-            extra = {"METERLINE_RUN_WORKER_IN_PROCESS": "true"}
-            redis_url = embedded.url
-        else:
-            database_url = stack.enter_context(private_postgres(postgres_url))
-            extra = {}
-        assert redis_url is not None
-        env = clean_env(DATABASE_URL=database_url, REDIS_URL=redis_url, **extra)
+    with backend_urls(workdir, postgres_url, redis_url) as (database_url, app_redis_url):
+        extra = {"METERLINE_RUN_WORKER_IN_PROCESS": "true"} if postgres_url is None else {}
+        env = clean_env(DATABASE_URL=database_url, REDIS_URL=app_redis_url, **extra)
         load_before = os.getloadavg()[0]
         log.print(f"[bold]{name}[/]: migrate, key, catalog …")
         meterline(["migrate"], env, workdir)
@@ -516,6 +511,7 @@ def run_backend(
         log.print(f"{name}: raw insert limit …")
         raw: dict[str, float] = {}
         if postgres_url is None:
+            db_path = Path(make_url(database_url).database or "")
             raw["sqlite3, 1 conn"] = raw_sqlite(db_path, plan.raw_seconds)
         else:
             dsn = asyncpg_dsn(database_url)
@@ -590,14 +586,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short run (< 60 s in all)")
     parser.add_argument("--seconds", type=float, help="measured seconds per backend")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("METERLINE_TEST_POSTGRES_URL"),
-        help="a PostgreSQL server (a private database is created there and dropped)",
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("METERLINE_TEST_REDIS_URL"))
     parser.add_argument("--profile", type=Path, help="write py-spy flame graphs here")
-    parser.add_argument("--only", choices=("sqlite", "postgres"), help="run one backend")
+    add_backend_args(parser)
     return parser.parse_args()
 
 
@@ -611,15 +601,8 @@ def main() -> None:
         profile=args.profile,
     )
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    backends: list[tuple[str, str | None]] = [("SQLite", None)]
-    if args.postgres_url and args.redis_url:
-        backends.append(("PostgreSQL", args.postgres_url))
-    elif args.postgres_url or args.redis_url:
-        log.print("[yellow]PostgreSQL needs both --postgres-url and --redis-url: skipped[/]")
-    if args.only:
-        backends = [b for b in backends if b[0].lower().startswith(args.only[:6])]
     results = []
-    for name, postgres_url in backends:
+    for name, postgres_url in selected_backends(args):
         workdir = Path(tempfile.mkdtemp(prefix=f"meterline-bench-{name.lower()}-"))
         try:
             results.append(run_backend(name, plan, workdir, postgres_url, args.redis_url))

@@ -1,7 +1,7 @@
 """The one typed error tree of the billing core.
 
 Every error raised on purpose by ``billing`` is a :class:`BillingError`.  Its ``code``
-is one of :data:`ERROR_CODES`; the API layer maps it onto GraphQL ``extensions.code``.
+is an :data:`ErrorCode`; the API layer maps it onto GraphQL ``extensions.code``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,6 @@ ErrorCode = Literal[
     "UNAUTHENTICATED",
     "RATE_LIMITED",
 ]
-
-ERROR_CODES: tuple[ErrorCode, ...] = (
-    "NOT_FOUND",
-    "VALIDATION",
-    "CONFLICT",
-    "FORBIDDEN",
-    "UNAUTHENTICATED",
-    "RATE_LIMITED",
-)
 
 
 class BillingError(Exception):

@@ -6,7 +6,7 @@ exactly what finalization would produce if the period ended now.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -183,25 +183,33 @@ def assemble(
     )
 
 
+def open_drafts(
+    context: BillingContext,
+    windows: Sequence[tuple[Period, Usage]],
+    ledgers: Mapping[str, Sequence[LedgerEntry]],
+) -> Iterator[tuple[Period, Usage, dict[str, Decimal], Invoice]]:
+    """The drafts of every open period of a contract, oldest first, each with its window's
+    usage and what it could draw: what the ledger holds minus what the older drafts draw
+    (so no balance is spent twice). ``ledgers``: per segment id, its recorded entries."""
+    ordered = sorted(windows, key=lambda window: window[0].starting_at)
+    if not ordered:
+        return
+    segments = contract_segments(context.contract, ordered[-1][0].ending_before)
+    pending: list[Deduction] = []
+    for period, usage in ordered:
+        available = available_balances(segments, ledgers, pending)
+        invoice = assemble(context, period, usage, available)
+        pending += invoice.deductions
+        yield period, usage, available, invoice
+
+
 def assemble_open(
     context: BillingContext,
     windows: Sequence[tuple[Period, Usage]],
     ledgers: Mapping[str, Sequence[LedgerEntry]],
 ) -> tuple[Invoice, ...]:
-    """The drafts of every open period of a contract, oldest first: each draws from what
-    the ledger holds minus what the older drafts draw (so no balance is spent twice).
-    ``ledgers``: per segment id, its recorded entries."""
-    ordered = sorted(windows, key=lambda window: window[0].starting_at)
-    if not ordered:
-        return ()
-    segments = contract_segments(context.contract, ordered[-1][0].ending_before)
-    pending: list[Deduction] = []
-    invoices: list[Invoice] = []
-    for period, usage in ordered:
-        invoice = assemble(context, period, usage, available_balances(segments, ledgers, pending))
-        pending += invoice.deductions
-        invoices.append(invoice)
-    return tuple(invoices)
+    """The drafts of :func:`open_drafts`, oldest first."""
+    return tuple(invoice for *_, invoice in open_drafts(context, windows, ledgers))
 
 
 def finalize(

@@ -177,6 +177,7 @@ def match_event(metric: MetricDefinition, event: UsageEvent) -> MatchResult:
 
     For sum/max/latest the ``aggregation_key`` value must be a finite decimal; otherwise the
     event does not match and the reason says so (it is never silently counted as zero).
+    The partial carries the latest value only for ``latest`` metrics.
     """
     group_values: GroupValues = tuple(
         (key, event.properties[key]) for key in metric.rollup_keys if key in event.properties
@@ -198,12 +199,12 @@ def match_event(metric: MetricDefinition, event: UsageEvent) -> MatchResult:
     if value is None:
         reason = f"property {key!r} value {raw[:40]!r} is not a decimal within ±1e{VALUE_LIMIT}"
         return MatchResult(metric.id, False, reason, group_values, None)
-    partial = RollupPartial(
-        count=1,
-        sum=value,
-        max=value,
-        latest=LatestValue(event.timestamp, event.transaction_id, value),
+    latest = (
+        LatestValue(event.timestamp, event.transaction_id, value)
+        if kind is AggregationType.LATEST
+        else None  # only ``latest`` metrics read it
     )
+    partial = RollupPartial(count=1, sum=value, max=value, latest=latest)
     return MatchResult(metric.id, True, None, group_values, partial)
 
 

@@ -9,6 +9,7 @@ writers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -65,8 +66,9 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         # SQLite has one write lock: queue this process's writers here rather than in
         # SQLite's busy handler, which sleeps up to 100 ms between tries.
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._write_lock: asyncio.Lock | None = None
         if self.dialect == "sqlite":
+            self._write_lock = asyncio.Lock()
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         else:
@@ -90,11 +92,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A unit of work: commits when the block ends, rolls back on error."""
-        if self._write_lock is None:
-            async with self._writer.begin() as connection:
-                yield connection
-            return
-        async with self._write_lock, self._writer.begin() as connection:
+        async with self._write_lock or contextlib.nullcontext(), self._writer.begin() as connection:
             yield connection
 
     @asynccontextmanager

@@ -8,23 +8,22 @@ billing core from the window's rollup partials, older drafts drawing balances fi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from billing.catalog import ProductType
 from billing.contracts import Contract
 from billing.drawdown import (
     BalanceView,
-    Deduction,
     LedgerEntry,
-    available_balances,
     balance_views,
     contract_segments,
 )
 from billing.invoices import Invoice
-from billing.invoicing import BillingContext, Usage, assemble_open
+from billing.invoicing import BillingContext, Usage, assemble_open, open_drafts
 from billing.metering import UsageEvent
 from billing.periods import Period, grace_deadline, periods
 from billing.preview import Preview, PreviewMode, preview_costs
@@ -62,18 +61,18 @@ class _Open:
 async def _open_contracts(
     conn: AsyncConnection,
     org_id: str,
-    customer_ids: Sequence[str],
+    by_customer: Mapping[str, Sequence[Contract]],
     now: datetime,
     grace: timedelta,
 ) -> list[_Open]:
-    by_customer = await contracts_of_customers(conn, org_id, customer_ids)
     contracts = [c for found in by_customer.values() for c in found]
     if not contracts:
         return []
     products = {p.id: p for p in await list_products(conn, org_id)}
-    metrics = {m.id: m for m in await active_metrics(conn, org_id)}
+    priced = {p.billable_metric_id for p in products.values() if p.type is ProductType.USAGE}
+    metrics = {m.id: m for m in await active_metrics(conn, org_id) if m.id in priced}
     cards = await rate_cards_by_id(conn, org_id, [c.rate_card_id for c in contracts])
-    ledgers = await ledgers_of(conn, org_id, customer_ids)
+    ledgers = await ledgers_of(conn, org_id, list(by_customer))
     closed = await closed_periods(conn, org_id, [c.id for c in contracts])
     plans = {
         c.id: [p for p in open_periods(c, now, grace) if (c.id, p.starting_at) not in closed]
@@ -97,14 +96,16 @@ async def _open_contracts(
 async def drafts_of_customers(
     conn: AsyncConnection,
     org_id: str,
-    customer_ids: Sequence[str],
+    by_customer: Mapping[str, Sequence[Contract]],
     now: datetime,
     grace: timedelta,
 ) -> dict[str, list[ContractDrafts]]:
-    """Per customer id: for each live contract, its open drafts and its balance segments
-    (started by now or by an open period's end) with what those drafts would draw."""
-    result: dict[str, list[ContractDrafts]] = {c: [] for c in customer_ids}
-    for found in await _open_contracts(conn, org_id, customer_ids, now, grace):
+    """Per customer id of ``by_customer`` (its live contracts, see
+    :func:`models.store.contracts.contracts_of_customers`): for each contract, its open
+    drafts and its balance segments (started by now or by an open period's end) with what
+    those drafts would draw."""
+    result: dict[str, list[ContractDrafts]] = {c: [] for c in by_customer}
+    for found in await _open_contracts(conn, org_id, by_customer, now, grace):
         invoices = assemble_open(found.context, found.windows, found.ledgers)
         until = max([now, *(p.ending_before for p, _ in found.windows)])
         segments = contract_segments(found.contract, until)
@@ -129,22 +130,17 @@ async def preview_customer(
     """Every open draft of the customer as it is and as it would be with hypothetical
     ``events`` added (``merge``) or instead of the period's events (``replace``); nothing
     is stored. Each period draws what the ledger holds minus the older current drafts."""
-    result = []
-    for found in await _open_contracts(conn, org_id, [customer_id], now, grace):
-        if not found.windows:
-            continue
-        segments = contract_segments(found.contract, found.windows[-1][0].ending_before)
-        pending: list[Deduction] = []
-        for period, usage in found.windows:
-            available = available_balances(segments, found.ledgers, pending)
-            preview = preview_costs(found.context, period, usage, events, mode, available)
-            pending += preview.current.deductions
-            result.append(preview)
-    return result
+    by_customer = await contracts_of_customers(conn, org_id, [customer_id])
+    return [
+        preview_costs(found.context, period, usage, events, mode, available)
+        for found in await _open_contracts(conn, org_id, by_customer, now, grace)
+        for period, usage, available, _ in open_drafts(found.context, found.windows, found.ledgers)
+    ]
 
 
 async def customer_drafts(
     conn: AsyncConnection, org_id: str, customer_id: str, now: datetime, grace: timedelta
 ) -> list[ContractDrafts]:
     """The drafts and balances of one customer's live contracts."""
-    return (await drafts_of_customers(conn, org_id, [customer_id], now, grace))[customer_id]
+    by_customer = await contracts_of_customers(conn, org_id, [customer_id])
+    return (await drafts_of_customers(conn, org_id, by_customer, now, grace))[customer_id]

@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from schema.enums import BalanceKind, LedgerEntryType
-from schema.pagination import Connection
+from schema.pagination import DEFAULT_PAGE, Connection
 
 if TYPE_CHECKING:
     from schema.alerts import Alert
@@ -90,9 +90,11 @@ class Customer:
 
     @strawberry.field(description="Finalized and voided invoices, newest period first.")
     async def invoices(
-        self, info: Info[Any, Any], first: int = 50, after: str | None = None
+        self, info: Info[Any, Any], first: int = DEFAULT_PAGE, after: str | None = None
     ) -> Connection[Annotated[Invoice, strawberry.lazy("schema.invoices")]]:
-        found: Connection[Invoice] = await info.context.loaders.invoices(self.id, first, after)
+        found: Connection[Invoice] = await info.context.loaders.invoice_pages.load(
+            (self.id, first, after)
+        )
         return found
 
     @strawberry.field(description="Credit and commit balances live now or drawn by a draft.")
@@ -122,7 +124,7 @@ class Customer:
     async def alerts(
         self, info: Info[Any, Any]
     ) -> list[Annotated[Alert, strawberry.lazy("schema.alerts")]]:
-        found: list[Alert] = await info.context.loaders.customer_alerts(self.id)
+        found: list[Alert] = await info.context.loaders.alerts.load(self.id)
         return found
 
 

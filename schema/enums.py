@@ -9,11 +9,13 @@ from billing.catalog import ConversionOperation, ProductType, RateType, Rounding
 from billing.contracts import CommitType, OverrideType
 from billing.drawdown import BalanceKind, LedgerEntryType
 from billing.invoices import InvoiceStatus, LineType
+from billing.metering import AggregationType
 from billing.periods import BillingAnchor, BillingFrequency
 from billing.preview import PreviewMode
 from billing.rates import UnratedReason
 
 for _enum in (
+    AggregationType,
     AlertState,
     AlertType,
     BalanceKind,
@@ -35,6 +37,7 @@ for _enum in (
     strawberry.enum(_enum)
 
 __all__ = [
+    "AggregationType",
     "AlertState",
     "AlertType",
     "BalanceKind",

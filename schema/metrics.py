@@ -6,9 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from billing.metering import AggregationType
-
-strawberry.enum(AggregationType)  # the core's enum is the GraphQL enum
+from schema.enums import AggregationType
 
 
 @strawberry.type

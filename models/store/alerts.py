@@ -15,7 +15,7 @@ from billing.errors import NotFoundError
 from models.alerts import AlertRow, AlertStateRow
 from models.codec import decode, to_json
 from models.ids import new_id
-from models.store.customers import customers_by_id
+from models.store.customers import check_customer
 from models.store.metrics import list_metrics
 from models.store.rollups import parse_group_json
 from models.store.uniqueness import claim_uniqueness_key
@@ -44,9 +44,8 @@ async def create_alert(
     """Store a new alert rule of ``org_id`` (its id assigned here)."""
     stored = replace(rule, id=new_id("alert"))
     validate_rule(stored)
-    customer = stored.customer_id
-    if customer is not None and not await customers_by_id(conn, org_id, [customer]):
-        raise NotFoundError(f"no customer {customer!r}", "customer_id")
+    if stored.customer_id is not None:
+        await check_customer(conn, org_id, stored.customer_id)
     metric_id = stored.billable_metric_id
     if metric_id is not None and not await list_metrics(conn, org_id, metric_id=metric_id):
         raise NotFoundError(f"no billable metric {rule.billable_metric_id!r}", "billable_metric_id")

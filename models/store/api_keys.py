@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from billing.errors import ValidationError
 from models.ids import new_id
 from models.organizations import ApiKey, CustomerToken
+from models.store.customers import check_customer
 from models.tables import table
 
 SCOPES = ("admin", "read", "ingest")
@@ -64,9 +65,9 @@ async def create_api_key(
     """Create a key; returns ``(key_id, secret)``. The secret is never stored or shown again."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise ValueError(f"scopes must be a non-empty subset of {SCOPES}, got {scopes}")
+        raise ValidationError("scopes", f"must be a non-empty subset of {list(SCOPES)}")
     if environment not in ("live", "test"):
-        raise ValueError("environment must be live or test")
+        raise ValidationError("environment", "must be live or test")
     secret = f"ml_{environment}_{secrets.token_urlsafe(32)}"
     key_id = new_id("key")
     await conn.execute(
@@ -133,6 +134,7 @@ async def create_customer_token(
     Only its SHA-256 is stored."""
     if not timedelta(seconds=1) <= ttl <= MAX_TOKEN_TTL:
         raise ValidationError("ttl_seconds", "must be between 1 and 86400")
+    await check_customer(conn, org_id, customer_id)
     secret = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
     expires_at = now + ttl
     await conn.execute(
@@ -168,13 +170,14 @@ class ApiKeyRecord:
     revoked_at: datetime | None
 
 
-async def list_api_keys(conn: AsyncConnection, org_id: str) -> list[ApiKeyRecord]:
-    """The organization's keys (never their secrets), oldest first."""
-    query = (
-        select(api_keys)
-        .where(api_keys.c.org_id == org_id)
-        .order_by(api_keys.c.created_at, api_keys.c.id)
-    )
+async def list_api_keys(
+    conn: AsyncConnection, org_id: str, key_id: str | None = None
+) -> list[ApiKeyRecord]:
+    """The organization's keys (or the one ``key_id``; never their secrets), oldest first."""
+    where = api_keys.c.org_id == org_id
+    if key_id is not None:
+        where &= api_keys.c.id == key_id
+    query = select(api_keys).where(where).order_by(api_keys.c.created_at, api_keys.c.id)
     return [
         ApiKeyRecord(
             r.id,

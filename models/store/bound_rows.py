@@ -8,6 +8,7 @@ target table by an index range scan instead of a scan of the whole organization.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -54,11 +55,11 @@ def _cross_join(join: _DrivenBy, compiler: Any, **kw: Any) -> str:
 Columns = tuple[tuple[str, TypeEngine[Any]], ...]
 
 
-def rows_table(sqlite: bool, name: str, columns: Columns) -> FromClause:
+def rows_table(conn: AsyncConnection, name: str, columns: Columns) -> FromClause:
     """A table of rows bound at execution (:func:`rows_params`) in a fixed SQL text, so
     it is compiled (and prepared) once whatever the number of rows: ``json_each`` of one
     JSON parameter on SQLite, ``unnest`` of one array per column on PostgreSQL."""
-    if sqlite:
+    if dialect.is_sqlite(conn):
         items = func.json_each(bindparam(name, type_=String())).table_valued("value")
         picked = [
             type_coerce(func.json_extract(items.c.value, f"$[{i}]"), kind).label(column_name)
@@ -105,13 +106,14 @@ def per_row(conn: AsyncConnection, rows: FromClause, target: Any, on: Any) -> tu
     return rows.join(matching, true()), matching.c
 
 
-_built: dict[tuple[str, Any, bool], Any] = {}
+_built: dict[tuple[str, Callable[..., Any], tuple[Any, ...]], Any] = {}
 
 
-def built_query(conn: AsyncConnection, build: Any, by_bucket: bool) -> Any:
-    """``build(conn, by_bucket)``, built once per dialect: no per-call construction."""
-    key = (conn.dialect.name, build, by_bucket)
+def built_query(conn: AsyncConnection, build: Callable[..., Any], *args: Any) -> Any:
+    """``build(conn, *args)``, built once per dialect and arguments, so SQLAlchemy's
+    compiled cache is hit and no statement is constructed per call."""
+    key = (conn.dialect.name, build, args)
     found = _built.get(key)
     if found is None:
-        found = _built[key] = build(conn, by_bucket)
+        found = _built[key] = build(conn, *args)
     return found

@@ -40,8 +40,8 @@ async def create_product(
     if metric_id is not None and metric_id not in metrics:
         raise NotFoundError(f"no live billable metric {metric_id!r}", "billable_metric_id")
     validate_product(stored, metrics)
-    known = await list_products(conn, org_id)
-    missing = [p for p in stored.composite_product_ids if p not in {k.id for k in known}]
+    known = await _products_named(conn, org_id, stored.composite_product_ids)
+    missing = [p for p in stored.composite_product_ids if p not in known]
     if missing:
         raise NotFoundError(f"no product {missing[0]!r}", "composite_product_ids")
     await claim_uniqueness_key(conn, org_id, "product", uniqueness_key, stored.id)
@@ -133,14 +133,12 @@ async def create_rate_card(
             id=card_id, org_id=org_id, name=name, currency=currency, created_at=now
         )
     )
-    stored = await add_rates(conn, org_id, card_id, rate_list, now)
+    stored = await _store_rates(conn, org_id, card_id, currency, rate_list, now)
     return RateCard(id=card_id, name=name, currency=currency, rates=tuple(stored))
 
 
-async def add_rates(
-    conn: AsyncConnection, org_id: str, rate_card_id: str, rate_list: Sequence[Rate], now: datetime
-) -> list[Rate]:
-    """Validate and store rates (ids assigned here) on a rate card of ``org_id``."""
+async def rate_card_currency(conn: AsyncConnection, org_id: str, rate_card_id: str) -> str:
+    """The currency of a rate card of ``org_id``; NOT_FOUND (field ``rate_card_id``)."""
     currency = await conn.scalar(
         select(rate_cards.c.currency).where(
             (rate_cards.c.id == rate_card_id) & (rate_cards.c.org_id == org_id)
@@ -148,18 +146,43 @@ async def add_rates(
     )
     if currency is None:
         raise NotFoundError(f"no rate card {rate_card_id!r}", "rate_card_id")
-    known = {p.id: p for p in await list_products(conn, org_id)}
-    archived = set(
-        await conn.scalars(
-            select(products.c.id).where(
-                (products.c.org_id == org_id) & products.c.archived_at.is_not(None)
-            )
-        )
-    )
+    return str(currency)
+
+
+async def _products_named(
+    conn: AsyncConnection, org_id: str, product_ids: Sequence[str], *, live: bool = False
+) -> dict[str, Product]:
+    """The organization's products among ``product_ids`` (live ones only with ``live``)."""
+    if not product_ids:
+        return {}
+    where = (products.c.org_id == org_id) & products.c.id.in_(sorted(set(product_ids)))
+    if live:
+        where &= products.c.archived_at.is_(None)
+    found = await conn.execute(select(products.c.id, products.c.document).where(where))
+    return {product_id: decode(Product, document) for product_id, document in found}
+
+
+async def add_rates(
+    conn: AsyncConnection, org_id: str, rate_card_id: str, rate_list: Sequence[Rate], now: datetime
+) -> list[Rate]:
+    """Validate and store rates (ids assigned here) on a rate card of ``org_id``."""
+    currency = await rate_card_currency(conn, org_id, rate_card_id)
+    return await _store_rates(conn, org_id, rate_card_id, currency, rate_list, now)
+
+
+async def _store_rates(
+    conn: AsyncConnection,
+    org_id: str,
+    rate_card_id: str,
+    currency: str,
+    rate_list: Sequence[Rate],
+    now: datetime,
+) -> list[Rate]:
+    known = await _products_named(conn, org_id, [r.product_id for r in rate_list], live=True)
     stored = []
     for index, rate in enumerate(rate_list):
         product = known.get(rate.product_id)
-        if product is None or product.id in archived:
+        if product is None:
             raise NotFoundError(
                 f"no live product {rate.product_id!r}", f"rates[{index}].product_id"
             )
@@ -212,14 +235,6 @@ async def rate_cards_by_id(
         )
         for row in rows
     }
-
-
-async def load_rate_card(conn: AsyncConnection, org_id: str, rate_card_id: str) -> RateCard:
-    """The rate card ``rate_card_id`` of ``org_id``; NOT_FOUND otherwise."""
-    found = await rate_cards_by_id(conn, org_id, [rate_card_id])
-    if rate_card_id not in found:
-        raise NotFoundError(f"no rate card {rate_card_id!r}", "rate_card_id")
-    return found[rate_card_id]
 
 
 async def rate_cards_page(

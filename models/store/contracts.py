@@ -20,7 +20,8 @@ from models.codec import decode, to_json
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer
 from models.ids import new_id
-from models.store.catalog import list_products, load_rate_card
+from models.store.catalog import list_products, rate_card_currency
+from models.store.customers import check_customer
 from models.store.pages import page
 from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
@@ -64,16 +65,8 @@ def with_term_ids(contract: Contract) -> Contract:
 
 
 async def _check_references(conn: AsyncConnection, org_id: str, contract: Contract) -> None:
-    customer = await conn.scalar(
-        select(customers.c.id).where(
-            (customers.c.id == contract.customer_id)
-            & (customers.c.org_id == org_id)
-            & customers.c.archived_at.is_(None)
-        )
-    )
-    if customer is None:
-        raise NotFoundError(f"no customer {contract.customer_id!r}", "customer_id")
-    await load_rate_card(conn, org_id, contract.rate_card_id)
+    await check_customer(conn, org_id, contract.customer_id)
+    await rate_card_currency(conn, org_id, contract.rate_card_id)
     await check_products(conn, org_id, contract)
 
 

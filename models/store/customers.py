@@ -28,6 +28,21 @@ ingest_keys = table(CustomerIngestKey)
 events = table(UsageEventRow)
 
 
+async def check_customer(
+    conn: AsyncConnection, org_id: str, customer_id: str, field: str = "customer_id"
+) -> None:
+    """NOT_FOUND (naming ``field``) unless ``customer_id`` is a live customer of ``org_id``."""
+    found = await conn.scalar(
+        select(customers.c.id).where(
+            (customers.c.id == customer_id)
+            & (customers.c.org_id == org_id)
+            & customers.c.archived_at.is_(None)
+        )
+    )
+    if found is None:
+        raise NotFoundError(f"no customer {customer_id!r}", field)
+
+
 async def resolve_customers(
     conn: AsyncConnection, org_id: str, refs: Iterable[str]
 ) -> dict[str, str]:
@@ -214,10 +229,8 @@ async def update_customer(
     if stripe is not None:
         values["stripe_customer_id"] = stripe[0]
         values["stripe_collection_method"] = stripe[1] if stripe[0] else None
+    await check_customer(conn, org_id, customer_id, "id")
     mine = (customers.c.id == customer_id) & (customers.c.org_id == org_id)
-    exists = await conn.scalar(select(customers.c.id).where(mine))
-    if exists is None:
-        raise NotFoundError(f"no customer {customer_id!r}", "id")
     if values:
         await conn.execute(update(customers).where(mine).values(**values))
     await add_aliases(conn, org_id, customer_id, add_ingest_aliases)

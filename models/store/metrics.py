@@ -22,9 +22,20 @@ metrics = table(BillableMetric)
 events = table(UsageEventRow)
 
 
+_DECODED_LIMIT = 10_000
+_decoded: dict[str, MetricDefinition] = {}
+
+
 def metric_from_document(metric_id: str, document: dict[str, Any]) -> MetricDefinition:
-    """A stored metric document (``models.codec``) as the core's definition."""
-    return decode(MetricDefinition, {**document, "id": metric_id})
+    """A stored metric document (``models.codec``) as the core's definition. Metrics never
+    change after creation, so each is decoded once per process (ingest reads them on every
+    batch; one definition object also keeps its cached ``rollup_keys``)."""
+    found = _decoded.get(metric_id)
+    if found is None:
+        if len(_decoded) >= _DECODED_LIMIT:
+            _decoded.clear()
+        found = _decoded[metric_id] = decode(MetricDefinition, {**document, "id": metric_id})
+    return found
 
 
 async def create_metric(

@@ -14,7 +14,7 @@ from billing.packages import Package, instantiate, validate_package
 from models.codec import decode, to_json
 from models.ids import new_id
 from models.packages import PackageRow
-from models.store.catalog import load_rate_card
+from models.store.catalog import rate_card_currency
 from models.store.contracts import check_products
 from models.store.pages import page
 from models.store.uniqueness import claim_uniqueness_key
@@ -38,7 +38,7 @@ async def create_package(
 ) -> Package:
     stored = replace(package, id=new_id("pkg"))
     validate_package(stored)
-    await load_rate_card(conn, org_id, stored.rate_card_id)
+    await rate_card_currency(conn, org_id, stored.rate_card_id)
     await check_products(conn, org_id, instantiate(stored, "", now, new_id))
     await claim_uniqueness_key(conn, org_id, "package", uniqueness_key, stored.id)
     await conn.execute(

@@ -127,7 +127,7 @@ def _in_span(target: Any, span: FromClause) -> Any:
 
 def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """count / sum / max of every rollup row of the spans."""
-    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    span = rows_table(conn, "spans", SPANS)
     source, r = per_row(conn, span, rollups, _in_span(rollups, span))
     key = r.bucket if by_bucket else span.c.tag
     return select(key, r.metric_id, r.group_json, r.count, r.sum, r.max).select_from(source)
@@ -136,7 +136,7 @@ def _figures_query(conn: AsyncConnection, by_bucket: bool) -> Any:
 def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """count / sum / max merged per (window tag, metric, group) in SQL: for windows of
     several spans (a month-aligned window has one row per group, nothing to merge)."""
-    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    span = rows_table(conn, "spans", SPANS)
     source, r = per_row(conn, span, rollups, _in_span(rollups, span))
     return (
         select(
@@ -154,7 +154,7 @@ def _totals_query(conn: AsyncConnection, by_bucket: bool) -> Any:
 
 def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
     """The latest value of every row of the spans (spans of ``latest`` metrics only)."""
-    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    span = rows_table(conn, "spans", SPANS)
     on = _in_span(rollups, span) & rollups.c.latest_ts_us.is_not(None)
     source, r = per_row(conn, span, rollups, on)
     key = r.bucket if by_bucket else span.c.tag
@@ -164,14 +164,14 @@ def _latest_query(conn: AsyncConnection, by_bucket: bool) -> Any:
 
 
 def _distinct_query(conn: AsyncConnection, by_bucket: bool) -> Any:
-    span = rows_table(dialect.is_sqlite(conn), "spans", SPANS)
+    span = rows_table(conn, "spans", SPANS)
     source, d = per_row(conn, span, distinct, _in_span(distinct, span))
     key = d.bucket if by_bucket else span.c.tag
     return select(key, d.metric_id, d.group_json, d.value).select_from(source).distinct()
 
 
 def _edges_query(conn: AsyncConnection, by_bucket: bool) -> Any:
-    edge = rows_table(dialect.is_sqlite(conn), "edges", EDGES)
+    edge = rows_table(conn, "edges", EDGES)
     on = (
         (events.c.org_id == bindparam("org_id"))
         & (events.c.customer_id == edge.c.customer_id)

@@ -25,7 +25,6 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.metering import (
-    AggregationType,
     GroupValues,
     MetricDefinition,
     RollupPartial,
@@ -33,6 +32,7 @@ from billing.metering import (
     match_event,
 )
 from models.store import dialect
+from models.store.bound_rows import built_query
 from models.tables import table
 from models.usage import UsageDistinct, UsageEventRow, UsageRollup
 
@@ -123,13 +123,10 @@ def contributions_of(
     bucket = bucket_of(event.timestamp)
     for metric in metrics:
         result = match_event(metric, event)
-        partial = result.partial
-        if partial is None:
-            continue
-        if partial.latest is not None and metric.aggregation_type is not AggregationType.LATEST:
-            # only ``latest`` metrics read it: the upsert skips its comparison for the others
-            partial = RollupPartial(count=partial.count, sum=partial.sum, max=partial.max)
-        found.append(Contribution(customer_id, metric.id, bucket, result.group_values, partial))
+        if result.partial is not None:
+            found.append(
+                Contribution(customer_id, metric.id, bucket, result.group_values, result.partial)
+            )
     return found
 
 
@@ -190,6 +187,10 @@ def _upsert_rollups(conn: AsyncConnection) -> Any:
     )
 
 
+def _insert_distinct(conn: AsyncConnection) -> Any:
+    return dialect.insert(conn, distinct).on_conflict_do_nothing()
+
+
 def _cells(items: Iterable[Contribution]) -> dict[CellKey, RollupPartial]:
     """Contributions merged per hour cell, then each hour cell into its day and month."""
     gjsons: dict[GroupValues, str] = {}
@@ -227,7 +228,7 @@ async def apply_contributions(
     hashes = {gjson: _digest(gjson) for gjson in {key[4] for key in keys}}
     rows = [_rollup_row(org_id, key, hashes[key[4]], cells[key]) for key in keys]
     if rows:
-        await conn.execute(_upsert_rollups(conn), rows)
+        await conn.execute(built_query(conn, _upsert_rollups), rows)
     distinct_rows = [
         {
             "org_id": org_id,
@@ -244,8 +245,7 @@ async def apply_contributions(
         for value in sorted(cells[key].distinct)
     ]
     if distinct_rows:
-        stmt = dialect.insert(conn, distinct).on_conflict_do_nothing()
-        await conn.execute(stmt, distinct_rows)
+        await conn.execute(built_query(conn, _insert_distinct), distinct_rows)
     return len(rows)
 
 

@@ -9,8 +9,10 @@ import strawberry
 from strawberry.types import Info
 
 from billing.alerts import AlertRule, AlertType
+from billing.errors import ForbiddenError
 from models.codec import to_json
 from models.store import alerts as store
+from models.store.alerts import AlertRecord
 from resolvers.graphql.context import (
     Context,
     mutation,
@@ -22,7 +24,6 @@ from resolvers.graphql.context import (
 from resolvers.graphql.convert import core_of, plain
 from resolvers.graphql.loaders import alert_view
 from schema.alerts import Alert, CreateAlertInput
-from schema.errors import graphql_error
 
 BUDGET_TYPES = frozenset(
     {
@@ -44,9 +45,8 @@ async def create_alert(info: Info[Context, Any], input: CreateAlertInput) -> Ale
     principal = info.context.principal
     if principal is not None and principal.customer_id is not None:
         if input.customer_id is None or input.alert_type not in BUDGET_TYPES:
-            raise graphql_error(
-                "FORBIDDEN",
-                "a customer token creates spend, usage or invoice total alerts for its customer",
+            raise ForbiddenError(
+                "a customer token creates spend, usage or invoice total alerts for its customer"
             )
         principal = require_customer(info, str(input.customer_id))
     else:
@@ -62,8 +62,7 @@ async def create_alert(info: Info[Context, Any], input: CreateAlertInput) -> Ale
             uniqueness_key=input.uniqueness_key,
         )
         await audit("alert", stored.id, to_json(stored))
-        (record,) = await store.alerts_of(conn, principal.org_id, alert_id=stored.id)
-    return alert_view(record)
+    return alert_view(AlertRecord(stored, None, ()))
 
 
 async def archive_alert(info: Info[Context, Any], id: strawberry.ID) -> Alert:

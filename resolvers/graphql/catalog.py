@@ -29,7 +29,7 @@ from schema.views import view
 
 
 def product_view(record: ProductRecord) -> Product:
-    return view(Product, record.product, archived_at=record.archived_at)
+    return view(Product, record.product, record)
 
 
 def rate_view(rate: CoreRate) -> Rate:
@@ -37,12 +37,7 @@ def rate_view(rate: CoreRate) -> Rate:
 
 
 def rate_card_view(card: CoreRateCard) -> RateCard:
-    return RateCard(
-        id=strawberry.ID(card.id),
-        name=card.name,
-        currency=card.currency,
-        rates=[rate_view(r) for r in card.rates],
-    )
+    return view(RateCard, card, rates=[rate_view(r) for r in card.rates])
 
 
 async def products(

@@ -7,21 +7,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from strawberry.types import Info
 
+from billing.errors import ForbiddenError, NotFoundError, UnauthenticatedError
 from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from models.store.audit import record_audit
 from resolvers.graphql.loaders import Loaders
 from resolvers.services import Services, services_of
-from schema.errors import graphql_error
 
 
 @dataclass
 class Context:
-    request: Request
     services: Services
     principal: Principal | None
     loaders: Loaders = field(init=False)
@@ -41,14 +39,14 @@ async def build_context(request: Request, _response: Any = None) -> Context:
         if principal is not None and use_is_due(principal, now):
             async with services.db.write() as conn:
                 await record_use(conn, principal, now)
-    return Context(request, services, principal)
+    return Context(services, principal)
 
 
 def _caller(info: Info[Context, Any]) -> Principal:
     principal = info.context.principal
     if principal is None:
-        raise graphql_error(
-            "UNAUTHENTICATED", "send a valid API key or customer token as 'Authorization: Bearer …'"
+        raise UnauthenticatedError(
+            "send a valid API key or customer token as 'Authorization: Bearer …'"
         )
     return principal
 
@@ -58,20 +56,20 @@ def require(info: Info[Context, Any], scope: str) -> Principal:
     Customer tokens are FORBIDDEN here: they only reach fields that serve one customer."""
     principal = _caller(info)
     if principal.customer_id is not None:
-        raise graphql_error("FORBIDDEN", "a customer token cannot use this field")
+        raise ForbiddenError("a customer token cannot use this field")
     if not principal.can(scope):
-        raise graphql_error("FORBIDDEN", f"the API key lacks the '{scope}' scope")
+        raise ForbiddenError(f"the API key lacks the '{scope}' scope")
     return principal
 
 
-def require_customer(info: Info[Context, Any], customer_id: str, scope: str = "read") -> Principal:
-    """The caller if it may act on ``customer_id``: an API key with ``scope``, or a
+def require_customer(info: Info[Context, Any], customer_id: str) -> Principal:
+    """The caller if it may read ``customer_id``: an API key with ``read``, or a
     customer token of that very customer (any other customer is NOT_FOUND, as if absent)."""
     principal = _caller(info)
     if principal.customer_id is None:
-        return require(info, scope)
+        return require(info, "read")
     if principal.customer_id != customer_id:
-        raise graphql_error("NOT_FOUND", f"no customer {customer_id}")
+        raise not_found("customer", customer_id)
     return principal
 
 
@@ -120,5 +118,5 @@ class Audit:
         )
 
 
-def not_found(kind: str, object_id: str) -> GraphQLError:
-    return graphql_error("NOT_FOUND", f"no {kind} {object_id}")
+def not_found(kind: str, object_id: str) -> NotFoundError:
+    return NotFoundError(f"no {kind} {object_id}")

@@ -46,7 +46,7 @@ def _blank_ids(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def package_view(record: PackageRecord) -> Package:
-    return view(Package, record.package, archived_at=record.archived_at)
+    return view(Package, record.package, record)
 
 
 async def contracts(

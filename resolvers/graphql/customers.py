@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.types import Info
 
 from billing.errors import ValidationError
@@ -41,10 +42,8 @@ def customer_view(record: CustomerRecord) -> Customer:
     return view(Customer, record)
 
 
-async def load_customer(info: Info[Context, Any], customer_id: str) -> Customer:
-    principal = require_customer(info, customer_id)
-    async with read(info) as conn:
-        found = await store.customers_by_id(conn, principal.org_id, [customer_id])
+async def _stored(conn: AsyncConnection, org_id: str, customer_id: str) -> Customer:
+    found = await store.customers_by_id(conn, org_id, [customer_id])
     if customer_id not in found:
         raise not_found("customer", customer_id)
     return customer_view(found[customer_id])
@@ -60,7 +59,9 @@ async def customers(
 
 
 async def customer(info: Info[Context, Any], id: strawberry.ID) -> Customer:
-    return await load_customer(info, str(id))
+    principal = require_customer(info, str(id))
+    async with read(info) as conn:
+        return await _stored(conn, principal.org_id, str(id))
 
 
 async def create_customer(info: Info[Context, Any], input: CreateCustomerInput) -> Customer:
@@ -87,7 +88,7 @@ async def create_customer(info: Info[Context, Any], input: CreateCustomerInput) 
                 "stripe_customer_id": input.stripe_customer_id,
             },
         )
-    return await load_customer(info, customer_id)
+        return await _stored(conn, principal.org_id, customer_id)
 
 
 async def update_customer(info: Info[Context, Any], input: UpdateCustomerInput) -> Customer:
@@ -110,7 +111,7 @@ async def update_customer(info: Info[Context, Any], input: UpdateCustomerInput) 
                 "custom_fields": input.custom_fields,
             },
         )
-    return await load_customer(info, str(input.id))
+        return await _stored(conn, principal.org_id, str(input.id))
 
 
 async def set_billing_provider(info: Info[Context, Any], input: BillingProviderInput) -> Customer:
@@ -123,4 +124,4 @@ async def set_billing_provider(info: Info[Context, Any], input: BillingProviderI
             str(input.customer_id),
             {"stripe_customer_id": link[0], "stripe_collection_method": link[1]},
         )
-    return await load_customer(info, str(input.customer_id))
+        return await _stored(conn, principal.org_id, str(input.customer_id))

@@ -11,7 +11,7 @@ from billing.errors import ValidationError
 from models.store.catalog import list_products
 from models.store.event_search import MAX_SEARCH, search_events
 from resolvers.graphql.context import Context, read, require
-from schema.events import FoundEvent, MetricMatch
+from schema.events import FoundEvent
 from schema.views import view
 
 
@@ -32,7 +32,6 @@ async def search_events_by_id(
         view(
             FoundEvent,
             event,
-            metrics=[view(MetricMatch, m) for m in event.metrics],
             rated=event.customer_id is not None
             and any(m.matched and m.metric_id in billed for m in event.metrics),
         )

@@ -12,7 +12,7 @@ from billing.events import Rejection, normalize_properties
 from billing.metering import UsageEvent
 from billing.preview import PreviewMode
 from models.drafts import preview_customer
-from models.store.customers import customers_by_id
+from models.store.customers import check_customer
 from models.store.invoices import invoice_by_id
 from resolvers.graphql.context import Context, not_found, read, reader, require_customer
 from resolvers.graphql.loaders import draft_view, stored_invoice_view
@@ -60,10 +60,8 @@ async def cost_preview(
     """Drafts with hypothetical events added (merge) or instead of the period's (replace)."""
     principal = require_customer(info, str(customer_id))
     hypothetical = _events(str(customer_id), events)
-    grace = await info.context.loaders.grace()
     async with read(info) as conn:
-        if not await customers_by_id(conn, principal.org_id, [str(customer_id)]):
-            raise not_found("customer", customer_id)
+        await check_customer(conn, principal.org_id, str(customer_id))
         previews = await preview_customer(
             conn,
             principal.org_id,
@@ -71,7 +69,7 @@ async def cost_preview(
             hypothetical,
             mode,
             info.context.services.clock(),
-            grace,
+            await info.context.loaders.grace(conn),
         )
     return CostPreview(
         mode=mode,

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import cast
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
+from billing.contracts import Contract as CoreContract
 from billing.drawdown import segment_start_entry
 from billing.errors import ValidationError
 from billing.invoices import Invoice as CoreInvoice
@@ -22,7 +24,7 @@ from models.store.organizations import get_organization
 from models.store.rollup_reads import usage_series
 from resolvers.graphql.convert import connection
 from resolvers.services import Services
-from schema.alerts import Alert, AlertStatus
+from schema.alerts import Alert
 from schema.contracts import Contract, ContractEdit
 from schema.customers import Balance, LedgerEntry, UsagePoint, UsageWindow
 from schema.invoices import Invoice
@@ -34,7 +36,7 @@ WINDOW = {UsageWindow.HOUR: timedelta(hours=1), UsageWindow.DAY: timedelta(days=
 
 
 def contract_view(record: ContractRecord) -> Contract:
-    return view(Contract, record.contract, archived_at=record.archived_at)
+    return view(Contract, record.contract, record)
 
 
 def draft_view(invoice: CoreInvoice) -> Invoice:
@@ -54,12 +56,7 @@ def stored_invoice_view(stored: StoredInvoice) -> Invoice:
 
 
 def alert_view(record: AlertRecord) -> Alert:
-    return view(
-        Alert,
-        record.rule,
-        archived_at=record.archived_at,
-        statuses=[view(AlertStatus, s) for s in record.statuses],
-    )
+    return view(Alert, record.rule, record)
 
 
 class Loaders:
@@ -69,6 +66,7 @@ class Loaders:
         self.services = services
         self.org_id = principal.org_id if principal else ""
         self._grace: timedelta | None = None
+        self.live_contracts = DataLoader(self._live_contracts)
         self.customer_contracts = DataLoader(self._customer_contracts)
         self.billing = DataLoader(self._billing)
         self.draft_invoices = DataLoader(self._draft_invoices)
@@ -76,27 +74,34 @@ class Loaders:
         self.invoice_pages = DataLoader(self._invoice_pages)
         self.alerts = DataLoader(self._alerts)
 
-    async def grace(self) -> timedelta:
+    async def grace(self, conn: AsyncConnection) -> timedelta:
         """The organization's grace period (its own setting, else the installation's)."""
         if self._grace is None:
-            async with self.services.db.read() as conn:
-                org = await get_organization(conn, self.org_id)
+            org = await get_organization(conn, self.org_id)
             seconds = org.grace_period_seconds if org else None
             self._grace = (
                 self.services.grace_period if seconds is None else timedelta(seconds=seconds)
             )
         return self._grace
 
-    async def _customer_contracts(self, customer_ids: list[str]) -> list[list[Contract]]:
+    async def _live_contracts(self, customer_ids: list[str]) -> list[list[CoreContract]]:
         async with self.services.db.read() as conn:
             found = await contracts_of_customers(conn, self.org_id, customer_ids)
-        return [[view(Contract, c, archived_at=None) for c in found[i]] for i in customer_ids]
+        return [found[i] for i in customer_ids]
+
+    async def _customer_contracts(self, customer_ids: list[str]) -> list[list[Contract]]:
+        found = await self.live_contracts.load_many(customer_ids)
+        return [[view(Contract, c, archived_at=None) for c in live] for live in found]
 
     async def _billing(self, customer_ids: list[str]) -> list[list[ContractDrafts]]:
-        grace = await self.grace()
+        contracts = await self.live_contracts.load_many(customer_ids)
         async with self.services.db.read() as conn:
             found = await drafts_of_customers(
-                conn, self.org_id, customer_ids, self.services.clock(), grace
+                conn,
+                self.org_id,
+                dict(zip(customer_ids, contracts, strict=True)),
+                self.services.clock(),
+                await self.grace(conn),
             )
         return [found[i] for i in customer_ids]
 
@@ -120,7 +125,7 @@ class Loaders:
                 live = segment.live_at(now) or balance.pending_draft_deduction
                 if not (live or include_expired):
                     continue
-                entries = sorted(drafts.ledgers.get(segment.id, []), key=lambda e: e.timestamp)
+                entries = drafts.ledgers.get(segment.id, [])
                 result.append(
                     view(
                         Balance,
@@ -130,16 +135,9 @@ class Loaders:
                         ledger=[
                             view(LedgerEntry, e) for e in [segment_start_entry(segment), *entries]
                         ],
-                        remaining_after_drafts=balance.remaining_after_drafts,
                     )
                 )
         return result
-
-    async def invoices(
-        self, customer_id: str, first: int, after: str | None
-    ) -> Connection[Invoice]:
-        found: Connection[Invoice] = await self.invoice_pages.load((customer_id, first, after))
-        return found
 
     async def _invoice_pages(
         self, keys: list[tuple[str, int, str | None]]
@@ -201,10 +199,6 @@ class Loaders:
             )
             for bucket, group, quantity in series
         ]
-
-    async def customer_alerts(self, customer_id: str) -> list[Alert]:
-        found: list[Alert] = await self.alerts.load(customer_id)
-        return found
 
     async def _alerts(self, customer_ids: list[str]) -> list[list[Alert]]:
         async with self.services.db.read() as conn:

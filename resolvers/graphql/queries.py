@@ -27,6 +27,7 @@ from schema.invoices import CostPreview, Invoice
 from schema.metrics import BillableMetric
 from schema.organization import Organization
 from schema.pagination import Connection
+from schema.views import view
 
 
 @strawberry.type
@@ -38,7 +39,7 @@ class Query:
             found = await get_organization(conn, principal.org_id)
         if found is None:
             raise not_found("organization", principal.org_id)
-        return Organization(id=strawberry.ID(found.id), name=found.name)
+        return view(Organization, found)
 
     billable_metrics: list[BillableMetric] = strawberry.field(
         resolver=metrics_api.billable_metrics, description="The organization's billable metrics."

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from billing.errors import ValidationError
 from models.store.api_keys import api_keys, authenticate, create_api_key, revoke_api_key
 from tests.conftest import Env
 from tests.integration.support import event, search, sql_rows
@@ -45,10 +46,10 @@ async def test_test_environment_keys_have_their_own_prefix_and_work(env: Env) ->
 
 
 async def test_unknown_scope_is_refused(env: Env) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError, match="scopes"):
         async with env.write() as conn:
             await create_api_key(conn, env.org_id, ["superuser"], env.clock())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValidationError, match="scopes"):
         async with env.write() as conn:
             await create_api_key(conn, env.org_id, [], env.clock())
 
