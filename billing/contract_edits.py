@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from billing.catalog import Product, ProductType
 from billing.contracts import (
+    TERM_PREFIXES,
     Commit,
     Contract,
     Credit,
@@ -55,18 +56,7 @@ def apply_edit(contract: Contract, edit: ContractEdit) -> Contract:
     one of the contract's terms, or terms that make the contract invalid."""
     if edit.is_empty:
         raise ValidationError("contract_id", "the edit changes nothing")
-    term_ids = {
-        term.id
-        for terms in (
-            contract.overrides,
-            contract.credits,
-            contract.recurring_credits,
-            contract.commits,
-            contract.subscriptions,
-            contract.scheduled_charges,
-        )
-        for term in terms
-    }
+    term_ids = {term.id for name in TERM_PREFIXES for term in getattr(contract, name)}
     gone = set(edit.archive_term_ids)
     for index, term_id in enumerate(edit.archive_term_ids):
         if term_id not in term_ids:
@@ -74,17 +64,13 @@ def apply_edit(contract: Contract, edit: ContractEdit) -> Contract:
                 f"archive_term_ids[{index}]", f"no term {term_id!r} on this contract"
             )
 
-    def kept(terms: tuple[Term, ...], added: tuple[Term, ...]) -> tuple[Term, ...]:
-        return tuple(t for t in terms if t.id not in gone) + added
-
     edited = replace(
         contract,
-        overrides=kept(contract.overrides, edit.add_overrides),
-        credits=kept(contract.credits, edit.add_credits),
-        recurring_credits=kept(contract.recurring_credits, edit.add_recurring_credits),
-        commits=kept(contract.commits, edit.add_commits),
-        subscriptions=kept(contract.subscriptions, edit.add_subscriptions),
-        scheduled_charges=kept(contract.scheduled_charges, edit.add_scheduled_charges),
+        **{
+            name: tuple(t for t in getattr(contract, name) if t.id not in gone)
+            + getattr(edit, f"add_{name}")
+            for name in TERM_PREFIXES
+        },
         ending_before=edit.ending_before if edit.update_end_date else contract.ending_before,
     )
     validate_contract(edited)

@@ -108,6 +108,18 @@ class ScheduledCharge:
     name: str
 
 
+TERM_PREFIXES = {
+    "overrides": "ovr",
+    "credits": "cred",
+    "recurring_credits": "rcred",
+    "commits": "cmt",
+    "subscriptions": "sub",
+    "scheduled_charges": "chg",
+}
+"""The contract's term fields (each a tuple of terms with an ``id``), and the prefix of
+their ids."""
+
+
 @dataclass(frozen=True)
 class Contract:
     id: str

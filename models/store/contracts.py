@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.contract_edits import ContractEdit as Edit
 from billing.contract_edits import apply_edit, validate_references
-from billing.contracts import Contract
+from billing.contracts import TERM_PREFIXES, Contract
 from billing.errors import NotFoundError
 from billing.validation import validate_contract
 from models.codec import decode, to_json
@@ -49,19 +49,11 @@ class EditRecord:
 
 def with_term_ids(contract: Contract) -> Contract:
     """The contract with an id on every term that has none."""
-
-    def named(terms: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
-        return tuple(t if t.id else replace(t, id=new_id(prefix)) for t in terms)
-
-    return replace(
-        contract,
-        overrides=named(contract.overrides, "ovr"),
-        credits=named(contract.credits, "cred"),
-        recurring_credits=named(contract.recurring_credits, "rcred"),
-        commits=named(contract.commits, "cmt"),
-        subscriptions=named(contract.subscriptions, "sub"),
-        scheduled_charges=named(contract.scheduled_charges, "chg"),
-    )
+    named: dict[str, Any] = {
+        name: tuple(t if t.id else replace(t, id=new_id(prefix)) for t in getattr(contract, name))
+        for name, prefix in TERM_PREFIXES.items()
+    }
+    return replace(contract, **named)
 
 
 async def _check_references(conn: AsyncConnection, org_id: str, contract: Contract) -> None:
@@ -236,13 +228,6 @@ async def contracts_of_customers(
     for customer_id, document in await conn.execute(query):
         result[customer_id].append(decode(Contract, document))
     return result
-
-
-async def customer_contracts(
-    conn: AsyncConnection, org_id: str, customer_id: str
-) -> list[Contract]:
-    """The customer's live contracts, oldest first."""
-    return (await contracts_of_customers(conn, org_id, [customer_id]))[customer_id]
 
 
 async def edits_of(

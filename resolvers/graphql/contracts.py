@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from billing.contract_edits import ContractEdit as CoreEdit
+from billing.contracts import TERM_PREFIXES
 from billing.contracts import Contract as CoreContract
 from billing.packages import Package as CorePackage
 from models.codec import to_json
@@ -28,19 +29,10 @@ from schema.contracts import (
 from schema.pagination import DEFAULT_PAGE, Connection
 from schema.views import view
 
-TERMS = (
-    "overrides",
-    "credits",
-    "recurring_credits",
-    "commits",
-    "subscriptions",
-    "scheduled_charges",
-)
-
 
 def _blank_ids(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Give every term an empty id (the store assigns real ones)."""
-    for name in TERMS:
+    for name in TERM_PREFIXES:
         data[prefix + name] = [{**term, "id": ""} for term in data.get(prefix + name, [])]
     return data
 
