@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 
 from billing.metering import GroupValues
 
@@ -120,3 +121,11 @@ class RateCard:
     name: str
     currency: str = "USD"
     rates: tuple[Rate, ...] = ()
+
+    @cached_property
+    def rates_by_product(self) -> dict[str, tuple[Rate, ...]]:
+        """The card's rates per product id, in card order (computed once per card)."""
+        found: dict[str, list[Rate]] = {}
+        for rate in self.rates:
+            found.setdefault(rate.product_id, []).append(rate)
+        return {product_id: tuple(rates) for product_id, rates in found.items()}

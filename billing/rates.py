@@ -34,7 +34,7 @@ def find_rate(
     """The rate of ``product_id`` for exactly ``pricing_group_values`` in force at ``at``
     (the line's period start); when several are, the one starting latest (then the
     greatest id) wins. Returns the :class:`UnratedReason` when there is no usable rate."""
-    product_rates = [rate for rate in rate_card.rates if rate.product_id == product_id]
+    product_rates = rate_card.rates_by_product.get(product_id, ())
     if not product_rates:
         return UnratedReason.NOT_ON_RATE_CARD
     in_force = [rate for rate in product_rates if rate.in_force_at(at)]
