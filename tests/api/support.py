@@ -1,9 +1,10 @@
 """Helpers shared by the GraphQL API tests.
 
-A GraphQL client bound to the ``env`` fixture (``data`` for calls that must succeed,
-``failure`` for the first error's extensions), wire events, and builders that create a
-small world through the public API only: a billable metric, products, a rate card, a
-customer and a contract. Every builder returns ids; assertions stay in the tests.
+A GraphQL client bound to the ``env`` fixture (``post`` for the raw response, ``gql`` for
+its body, ``data`` for calls that must succeed, ``failure`` for the first error's
+extensions, ``codes``/``code`` for a body's error codes), wire events, and builders that
+create a small world through the public API only: a billable metric, products, a rate card,
+a customer and a contract. Every builder returns ids; assertions stay in the tests.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
+
+import httpx
 
 from tests.conftest import START, Env
 
@@ -108,34 +112,87 @@ query($id: ID!, $expired: Boolean! = false) {{
 # --- the GraphQL client -------------------------------------------------------------------
 
 
-async def gql(env: Env, query: str, /, key: str | None = None, **variables: Any) -> Any:
-    """The response body of one GraphQL request (admin key unless ``key`` is given)."""
-    response = await env.client.post(
-        "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {key or env.admin_key}"},
+class Credentials(Enum):
+    """``ANONYMOUS``, given as a ``key``, sends no ``Authorization`` header at all."""
+
+    ANONYMOUS = "anonymous"
+
+
+ANONYMOUS = Credentials.ANONYMOUS
+
+
+def auth(key: str | None) -> dict[str, str]:
+    """The ``Authorization`` header for ``key`` (no header without one)."""
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def post(
+    env: Env,
+    query: str,
+    /,
+    key: str | Credentials | None = None,
+    *,
+    client: httpx.AsyncClient | None = None,
+    **variables: Any,
+) -> httpx.Response:
+    """The raw response to one operation (for tests about status codes and bodies), sent
+    with the admin key unless ``key`` is given (``ANONYMOUS``: no credentials) by
+    ``env.client`` unless ``client`` is given."""
+    headers = {} if key is ANONYMOUS else auth(key or env.admin_key)
+    return await (client or env.client).post(
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
     )
+
+
+async def gql(
+    env: Env, query: str, /, key: str | Credentials | None = None, **variables: Any
+) -> dict[str, Any]:
+    """The response body of one GraphQL request, which must be answered with 200."""
+    response = await post(env, query, key, **variables)
     assert response.status_code == 200, response.text
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
-async def data(env: Env, query: str, /, key: str | None = None, **variables: Any) -> Any:
+async def data(env: Env, query: str, /, key: str | None = None, **variables: Any) -> dict[str, Any]:
     """The ``data`` of a request that must succeed."""
     body = await gql(env, query, key, **variables)
     assert "errors" not in body, body["errors"]
-    return body["data"]
+    found: dict[str, Any] = body["data"]
+    return found
 
 
-async def failure(env: Env, query: str, /, key: str | None = None, **variables: Any) -> Any:
-    """The ``extensions`` of the first error of a request that must fail."""
+async def failure(
+    env: Env, query: str, /, key: str | None = None, *, alone: bool = False, **variables: Any
+) -> Any:
+    """The ``extensions`` of the first error of a request that must fail; with ``alone``,
+    of its only error, and its ``data`` must be null (nothing half-done)."""
     body = await gql(env, query, key, **variables)
     assert body.get("errors"), f"expected an error, got {body}"
+    if alone:
+        assert body["data"] is None, body
+        (error,) = body["errors"]
+        return error["extensions"]
     return body["errors"][0]["extensions"]
 
 
 async def code_of(env: Env, query: str, /, key: str | None = None, **variables: Any) -> str:
     """The ``extensions.code`` of a request that must fail."""
     return str((await failure(env, query, key, **variables))["code"])
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    """The ``extensions.code`` of every error of a response body (an error without one
+    fails the test)."""
+    errors = body.get("errors") or []
+    return [str(error["extensions"]["code"]) for error in errors]
+
+
+def code(body: dict[str, Any]) -> str:
+    """The code of a response body's only error."""
+    found = codes(body)
+    assert len(found) == 1, body
+    return found[0]
 
 
 async def walk(
@@ -208,6 +265,13 @@ async def send(env: Env, *events: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- builders -----------------------------------------------------------------------------
+
+
+async def create(env: Env, mutation: str, input_type: str, value: dict[str, Any]) -> str:
+    """The id ``mutation(input: value) { id }`` returns (admin key; must succeed)."""
+    query = f"mutation($input: {input_type}!) {{ {mutation}(input: $input) {{ id }} }}"
+    found = await data(env, query, input=value)
+    return str(found[mutation]["id"])
 
 
 async def metric(env: Env, **fields: Any) -> str:

@@ -2,12 +2,12 @@
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from models.store.audit import audit_page
 from models.store.customers import create_customer
 from models.store.metrics import active_metrics
 from models.store.rollup_reads import window_partials
+from tests.api.support import code_of, failure, gql
 from tests.conftest import Env
 
 CREATE = """
@@ -31,21 +31,6 @@ TOKENS = {
 }
 
 
-async def gql(env: Env, query: str, key: str, **variables: Any) -> dict[str, Any]:
-    response = await env.client.post(
-        "/graphql",
-        json={"query": query, "variables": variables},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def error_code(body: dict[str, Any]) -> str:
-    return str(body["errors"][0]["extensions"]["code"])
-
-
 async def test_create_then_list_then_archive(env: Env) -> None:
     created = (await gql(env, CREATE, env.admin_key, input=TOKENS))["data"]["createBillableMetric"]
     assert created["aggregationType"] == "SUM" and created["groupKeys"] == [["model"]]
@@ -56,33 +41,33 @@ async def test_create_then_list_then_archive(env: Env) -> None:
     assert archived["data"]["archiveBillableMetric"]["archivedAt"]
     assert (await gql(env, LIST, env.read_key, all=False))["data"]["billableMetrics"] == []
     assert len((await gql(env, LIST, env.read_key, all=True))["data"]["billableMetrics"]) == 1
-    assert error_code(await gql(env, ARCHIVE, env.admin_key, id=created["id"])) == "NOT_FOUND"
+    assert await code_of(env, ARCHIVE, env.admin_key, id=created["id"]) == "NOT_FOUND"
 
 
 async def test_validation_errors_name_the_field(env: Env) -> None:
     bad = {**TOKENS, "propertyFilters": [{"name": "model", "exists": True}]}
-    body = await gql(env, CREATE, env.admin_key, input=bad)
-    assert body["errors"][0]["extensions"] == {"code": "VALIDATION", "field": "aggregation_key"}
+    extensions = await failure(env, CREATE, env.admin_key, input=bad)
+    assert extensions == {"code": "VALIDATION", "field": "aggregation_key"}
     assert (await gql(env, LIST, env.read_key, all=True))["data"]["billableMetrics"] == []
 
 
 async def test_a_uniqueness_key_creates_once(env: Env) -> None:
     keyed = {**TOKENS, "uniquenessKey": "tokens-v1"}
     assert "errors" not in await gql(env, CREATE, env.admin_key, input=keyed)
-    assert error_code(await gql(env, CREATE, env.admin_key, input=keyed)) == "CONFLICT"
+    assert await code_of(env, CREATE, env.admin_key, input=keyed) == "CONFLICT"
     assert len((await gql(env, LIST, env.read_key, all=True))["data"]["billableMetrics"]) == 1
 
 
 async def test_read_and_ingest_keys_cannot_create(env: Env) -> None:
-    assert error_code(await gql(env, CREATE, env.read_key, input=TOKENS)) == "FORBIDDEN"
-    assert error_code(await gql(env, CREATE, env.ingest_key, input=TOKENS)) == "FORBIDDEN"
+    assert await code_of(env, CREATE, env.read_key, input=TOKENS) == "FORBIDDEN"
+    assert await code_of(env, CREATE, env.ingest_key, input=TOKENS) == "FORBIDDEN"
 
 
 async def test_another_organization_neither_sees_nor_archives(env: Env) -> None:
     created = (await gql(env, CREATE, env.admin_key, input=TOKENS))["data"]["createBillableMetric"]
     _, other_key = await env.new_org("Other")
     assert (await gql(env, LIST, other_key, all=True))["data"]["billableMetrics"] == []
-    assert error_code(await gql(env, ARCHIVE, other_key, id=created["id"])) == "NOT_FOUND"
+    assert await code_of(env, ARCHIVE, other_key, id=created["id"]) == "NOT_FOUND"
 
 
 async def test_creation_back_fills_stored_events_and_is_audited(env: Env) -> None:

@@ -1,13 +1,7 @@
+from tests.api.support import ANONYMOUS, gql, post
 from tests.conftest import Env
 
 QUERY = "{ organization { id name } }"
-
-
-async def gql(env: Env, query: str, key: str | None) -> dict:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    response = await env.client.post("/graphql", json={"query": query}, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def test_organization_is_the_callers_own(env: Env) -> None:
@@ -19,7 +13,7 @@ async def test_organization_is_the_callers_own(env: Env) -> None:
 
 
 async def test_missing_or_bad_credentials_are_unauthenticated(env: Env) -> None:
-    for key in (None, "ml_live_nope", "garbage"):
+    for key in (ANONYMOUS, "ml_live_nope", "garbage"):
         body = await gql(env, QUERY, key)
         assert body["data"] is None
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -33,8 +27,6 @@ async def test_ingest_only_keys_cannot_query(env: Env) -> None:
 async def test_over_deep_and_malformed_queries_are_errors_not_500(env: Env) -> None:
     deep = "{ organization " + "{ id " * 20 + "}" * 21
     for query in (deep, "{ organization { id ", "{ nope }"):
-        response = await env.client.post(
-            "/graphql", json={"query": query}, headers={"Authorization": f"Bearer {env.read_key}"}
-        )
+        response = await post(env, query, env.read_key)
         assert response.status_code < 500
         assert response.json()["errors"]

@@ -17,7 +17,7 @@ from meterline.settings import Settings
 from models.store.api_keys import create_api_key
 from models.store.organizations import get_or_create_organization
 from resolvers.graphql.app import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
-from tests.api.gql import auth, data, gql, post
+from tests.api.support import auth, data, failure, gql, post
 from tests.conftest import START, Backend, Env
 
 
@@ -158,7 +158,7 @@ async def test_the_limits_still_admit_operations_just_within_them(env: Env) -> N
     assert await data(env, deepest, env.read_key) == {"customers": {"nodes": []}}
     # Just under the token limit, the operation reaches its resolver (which allows at most
     # 100 transaction ids); just over it, the parser refuses it.
-    under = await failure(env, search(MAX_TOKENS - 20))
+    under = await failure(env, search(MAX_TOKENS - 20), alone=True)
     assert under == {"code": "VALIDATION", "field": "transaction_ids"}
     over = errors_of(await post(env, search(MAX_TOKENS), env.admin_key))
     assert [e["extensions"]["code"] for e in over] == ["BAD_REQUEST"]
@@ -223,14 +223,6 @@ TOKEN = (
 API_KEY = "mutation($input: CreateApiKeyInput!) { createApiKey(input: $input) { secret } }"
 
 
-async def failure(env: Env, query: str, **variables: Any) -> dict[str, Any]:
-    body = await gql(env, query, env.admin_key, **variables)
-    assert body["data"] is None, body
-    (error,) = body["errors"]
-    extensions: dict[str, Any] = error["extensions"]
-    return extensions
-
-
 async def test_domain_failures_carry_their_code_and_field(env: Env) -> None:
     customer = (await data(env, CUSTOMER, env.admin_key, input={"name": "C"}))["createCustomer"]
     expected = [
@@ -241,16 +233,17 @@ async def test_domain_failures_carry_their_code_and_field(env: Env) -> None:
         (API_KEY, {"scopes": ["read"], "environment": "staging"}, "VALIDATION", "environment"),
     ]
     for query, value, code, field in expected:
-        assert await failure(env, query, input=value) == {"code": code, "field": field}, value
+        extensions = await failure(env, query, alone=True, input=value)
+        assert extensions == {"code": code, "field": field}, value
     search = "query($tx: [String!]!) { searchEvents(transactionIds: $tx) { transactionId } }"
-    empty = await failure(env, search, tx=[])
+    empty = await failure(env, search, alone=True, tx=[])
     assert empty == {"code": "VALIDATION", "field": "transaction_ids"}
 
 
 async def test_a_reused_uniqueness_key_is_a_conflict_naming_the_key(env: Env) -> None:
     keyed = {"name": "Setup", "type": "FIXED", "uniquenessKey": "setup-v1"}
     assert await data(env, PRODUCT, env.admin_key, input=keyed)
-    assert await failure(env, PRODUCT, input=keyed) == {
+    assert await failure(env, PRODUCT, alone=True, input=keyed) == {
         "code": "CONFLICT",
         "field": "uniqueness_key",
     }
@@ -265,7 +258,7 @@ async def test_a_missing_reference_is_not_found_naming_the_field(env: Env) -> No
         "rateCardId": "rc_missing",
         "startingAt": "2026-04-01T00:00:00Z",
     }
-    assert await failure(env, CONTRACT, input=terms) == {
+    assert await failure(env, CONTRACT, alone=True, input=terms) == {
         "code": "NOT_FOUND",
         "field": "rate_card_id",
     }
@@ -294,24 +287,16 @@ async def production(backend: Backend) -> AsyncIterator[App]:
             yield App(client, key)
 
 
-async def post_to(
-    client: httpx.AsyncClient, key: str, query: str, **variables: Any
-) -> httpx.Response:
-    return await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=auth(key)
-    )
-
-
 INTROSPECTION = ["{ __schema { types { name } } }", '{ __type(name: "Query") { fields { name } } }']
 
 
 async def test_production_refuses_introspection(production: App, env: Env) -> None:
     for query in INTROSPECTION:
-        refused = errors_of(await post_to(production.client, production.key, query))
+        refused = errors_of(await post(env, query, production.key, client=production.client))
         assert {error["extensions"]["code"] for error in refused} == {"BAD_REQUEST"}
         assert all("introspection" in error["message"] for error in refused)
         assert "errors" not in await gql(env, query, env.admin_key)  # development answers
-    typename = await post_to(production.client, production.key, "{ __typename }")
+    typename = await post(env, "{ __typename }", production.key, client=production.client)
     assert typename.json() == {"data": {"__typename": "Query"}}
 
 
@@ -330,7 +315,7 @@ async def test_graphiql_is_served_in_development_only(production: App, env: Env)
 
 # Operations that make GraphQL suggest a name ("Did you mean …?"), which would let anyone
 # map the schema that introspection hides.
-SUGGESTIVE = {
+SUGGESTIVE: dict[str, tuple[str, dict[str, Any]]] = {
     "field": ("{ organisation { id } }", {}),
     "nested field": ("{ customers { nodes { nmae } } }", {}),
     "argument": ("{ customers(frist: 2) { nodes { id } } }", {}),
@@ -348,6 +333,8 @@ async def test_production_errors_suggest_nothing(production: App, env: Env, name
     query, variables = SUGGESTIVE[name]
     suggested = errors_of(await post(env, query, env.admin_key, **variables))
     assert any("Did you mean" in error["message"] for error in suggested)  # development does
-    deployed = errors_of(await post_to(production.client, production.key, query, **variables))
+    deployed = errors_of(
+        await post(env, query, production.key, client=production.client, **variables)
+    )
     assert {error["extensions"]["code"] for error in deployed} == {"BAD_REQUEST"}
     assert [e["message"] for e in deployed if "Did you mean" in e["message"]] == []

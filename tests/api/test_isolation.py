@@ -21,14 +21,10 @@ from models.ids import new_id
 from models.invoices import InvoiceRow
 from models.tables import table
 from resolvers.graphql.app import build_schema
-from tests.api.gql import code, codes, data, gql
+from tests.api.support import code, codes, create, data, gql, iso
 from tests.conftest import Env
 
 MARCH, APRIL = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -72,13 +68,6 @@ def credit(name: str, amount: str) -> dict[str, Any]:
         "startingAt": iso(MARCH),
         "endingBefore": "2026-07-01T00:00:00Z",
     }
-
-
-async def create(env: Env, mutation: str, input_type: str, value: dict[str, Any]) -> str:
-    """Run ``mutation(input: …) { id }`` with the admin key of organization A."""
-    query = f"mutation($input: {input_type}!) {{ {mutation}(input: $input) {{ id }} }}"
-    found = await data(env, query, env.admin_key, input=value)
-    return str(found[mutation]["id"])
 
 
 async def stored_invoice(env: Env, contract_id: str, customer_id: str) -> str:

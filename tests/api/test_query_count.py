@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import event
 
 from models.db import Database
-from tests.api.gql import data
+from tests.api.support import create, data
 from tests.conftest import Env
 
 PAGE = """query($first: Int!) {
@@ -43,11 +43,6 @@ def counted(db: Database) -> Iterator[list[str]]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", count)
-
-
-async def create(env: Env, name: str, input_type: str, value: dict[str, Any]) -> str:
-    query = f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ id }} }}"
-    return str((await data(env, query, env.admin_key, input=value))[name]["id"])
 
 
 async def fifty_customers(env: Env) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.api.support import post
 from tests.conftest import Env
 
 SCENARIOS = Path(
@@ -155,11 +156,7 @@ class Run:
         self.ingested: dict[str, Any] | None = None
 
     async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = await self.env.client.post(
-            "/graphql",
-            json={"query": query, "variables": variables},
-            headers={"Authorization": f"Bearer {self.env.admin_key}"},
-        )
+        response = await post(self.env, query, **variables)
         body = response.json()
         assert response.status_code == 200 and "errors" not in body, (
             f"{self.where}: GraphQL {query.split('{')[0].strip()} {variables}: {response.text}"
