@@ -12,11 +12,12 @@ from arq.connections import RedisSettings, create_pool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from meterline.clock import SystemClock
 from meterline.settings import Settings
 from models.db import Database
+from notifications.pubsub import ChangeFeed
 from resolvers.graphql.app import graphql_app
 from resolvers.http import json_response
 from resolvers.ingest import ingest
@@ -56,16 +57,29 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
         redis = await create_pool(RedisSettings.from_dsn(redis_url))
+        feed = ChangeFeed(redis)
+        await feed.start()
         app.state.services = Services(
             db=db,
             clock=clock,
             redis=redis,
             max_body_bytes=settings.max_body_bytes,
             grace_period=settings.grace_period,
+            feed=feed,
+            webhook_allowed_private=tuple(settings.webhook_allowed_private_hosts),
+            webhook_secret_overlap=settings.webhook_secret_overlap,
         )
         worker_task = None
         if settings.run_worker_in_process:
-            worker = build_worker(redis, db, clock, handle_signals=False)
+            worker = build_worker(
+                redis,
+                db,
+                clock,
+                handle_signals=False,
+                grace_period=settings.grace_period,
+                webhooks=settings.webhook_policy(),
+                sweep_every=settings.outbox_sweep_seconds,
+            )
             worker_task = asyncio.create_task(worker.async_run())
         # What is loaded by now lives as long as the app: keep it out of the cyclic
         # collector's full passes, which otherwise pause requests (p95 of big drafts).
@@ -78,13 +92,16 @@ def create_app(
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
+            await feed.stop()
             await redis.aclose()
             await db.dispose()
 
+    graphql = graphql_app(production=settings.is_production)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/v1/ingest", ingest, methods=["POST"]),
-        Route("/graphql", graphql_app(production=settings.is_production)),
+        Route("/graphql", graphql),
+        WebSocketRoute("/graphql", graphql),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

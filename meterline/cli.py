@@ -95,7 +95,15 @@ def worker() -> None:
         db = Database(settings.database_url)
         pool = await create_pool(RedisSettings.from_dsn(redis_url))
         try:
-            await build_worker(pool, db, SystemClock(), handle_signals=False).async_run()
+            await build_worker(
+                pool,
+                db,
+                SystemClock(),
+                handle_signals=False,
+                grace_period=settings.grace_period,
+                webhooks=settings.webhook_policy(),
+                sweep_every=settings.outbox_sweep_seconds,
+            ).async_run()
         finally:
             await pool.aclose()
             await db.dispose()

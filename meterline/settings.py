@@ -7,8 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from notifications.retry import DEFAULT_SCHEDULE
+from workers.context import WebhookPolicy
 
 
 class Settings(BaseSettings):
@@ -26,11 +29,23 @@ class Settings(BaseSettings):
     env: Literal["development", "production", "test"] = "development"
     grace_period: timedelta = timedelta(hours=24)
     webhook_allowed_private_hosts: list[str] = Field(default_factory=list)
+    webhook_retry_delays: list[timedelta] | None = None
+    webhook_timeout_seconds: float = 15.0
+    webhook_disable_after: timedelta = timedelta(days=5)
+    webhook_secret_overlap: timedelta = timedelta(hours=24)
+    outbox_sweep_seconds: int = 15
     max_body_bytes: int = 1024 * 1024
     statement_timeout_ms: int = 30_000
     api_key_environment: Literal["live", "test"] = "live"
     run_worker_in_process: bool = False
     auto_migrate: bool = True
+
+    @field_validator("outbox_sweep_seconds")
+    @classmethod
+    def _divides_a_minute(cls, value: int) -> int:
+        if value < 1 or 60 % value:
+            raise ValueError("must divide 60 (1, 2, 3, 5, 10, 15, 20 or 30)")
+        return value
 
     @cached_property
     def redis_data_dir(self) -> Path:
@@ -41,3 +56,12 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def webhook_policy(self) -> WebhookPolicy:
+        """How the workers deliver webhooks (tests shorten the retry schedule)."""
+        return WebhookPolicy(
+            schedule=tuple(self.webhook_retry_delays or DEFAULT_SCHEDULE),
+            timeout=self.webhook_timeout_seconds,
+            disable_after=self.webhook_disable_after,
+            allowed_private=tuple(self.webhook_allowed_private_hosts),
+        )

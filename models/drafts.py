@@ -58,6 +58,18 @@ class _Open:
     ledgers: dict[str, list[LedgerEntry]]
 
 
+async def billing_contexts(
+    conn: AsyncConnection, org_id: str, contracts: Sequence[Contract]
+) -> dict[str, BillingContext]:
+    """Per contract id, what pricing it needs: its rate card, the products and the
+    metrics that usage products price."""
+    products = {p.id: p for p in await list_products(conn, org_id)}
+    priced = {p.billable_metric_id for p in products.values() if p.type is ProductType.USAGE}
+    metrics = {m.id: m for m in await active_metrics(conn, org_id) if m.id in priced}
+    cards = await rate_cards_by_id(conn, org_id, [c.rate_card_id for c in contracts])
+    return {c.id: BillingContext(c, cards[c.rate_card_id], products, metrics) for c in contracts}
+
+
 async def _open_contracts(
     conn: AsyncConnection,
     org_id: str,
@@ -68,10 +80,8 @@ async def _open_contracts(
     contracts = [c for found in by_customer.values() for c in found]
     if not contracts:
         return []
-    products = {p.id: p for p in await list_products(conn, org_id)}
-    priced = {p.billable_metric_id for p in products.values() if p.type is ProductType.USAGE}
-    metrics = {m.id: m for m in await active_metrics(conn, org_id) if m.id in priced}
-    cards = await rate_cards_by_id(conn, org_id, [c.rate_card_id for c in contracts])
+    contexts = await billing_contexts(conn, org_id, contracts)
+    metrics = next(iter(contexts.values())).metrics
     ledgers = await ledgers_of(conn, org_id, list(by_customer))
     closed = await closed_periods(conn, org_id, [c.id for c in contracts])
     plans = {
@@ -85,7 +95,7 @@ async def _open_contracts(
     return [
         _Open(
             contract,
-            BillingContext(contract, cards[contract.rate_card_id], products, metrics),
+            contexts[contract.id],
             [(p, next(usages)) for p in plans[contract.id]],
             ledgers,
         )

@@ -6,19 +6,29 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from models.types import ExactDecimal, UTCDateTime
 
 
 class InvoiceRow(SQLModel, table=True):
-    """One finalized (or voided) invoice; ``document`` is the core's frozen ``Invoice``."""
+    """One finalized (or voided) invoice; ``document`` is the core's frozen ``Invoice``.
+    ``usage_cutoff``: events that arrived after it are late (period end + grace, or the
+    regeneration time); ``late_events`` counts them. At most one non-void invoice per
+    (contract, period)."""
 
     __tablename__ = "invoices"
     __table_args__ = (
         Index("ix_invoices_customer", "org_id", "customer_id", "starting_at"),
-        Index("ix_invoices_contract_period", "contract_id", "starting_at"),
+        Index(
+            "ux_invoices_live_period",
+            "contract_id",
+            "starting_at",
+            unique=True,
+            sqlite_where=text("status <> 'void'"),
+            postgresql_where=text("status <> 'void'"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -31,6 +41,7 @@ class InvoiceRow(SQLModel, table=True):
     total: Decimal = Field(sa_type=ExactDecimal)
     document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     late_events: int = Field(default=0)
+    usage_cutoff: datetime = Field(sa_type=UTCDateTime)
     replaces_invoice_id: str | None = Field(default=None, max_length=40)
     finalized_at: datetime = Field(sa_type=UTCDateTime)
     voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -9,10 +9,17 @@ from models.catalog import ProductRow, RateCardRow, RateRow, UniquenessKey
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer, CustomerIngestKey
 from models.invoices import InvoiceRow, LedgerEntryRow
+from models.lifecycle import HandledOccurrence, OffsetRuleRow
 from models.metrics import BillableMetric
 from models.organizations import ApiKey, CustomerToken, Organization
 from models.packages import PackageRow
 from models.usage import EventDedupe, UsageDistinct, UsageEventRow, UsageRollup
+from models.webhooks import (
+    WebhookAttemptRow,
+    WebhookDeliveryRow,
+    WebhookEndpointRow,
+    WebhookMessageRow,
+)
 
 metadata = SQLModel.metadata
 
@@ -35,8 +42,10 @@ __all__ = [
     "CustomerIngestKey",
     "CustomerToken",
     "EventDedupe",
+    "HandledOccurrence",
     "InvoiceRow",
     "LedgerEntryRow",
+    "OffsetRuleRow",
     "Organization",
     "PackageRow",
     "ProductRow",
@@ -46,6 +55,10 @@ __all__ = [
     "UsageDistinct",
     "UsageEventRow",
     "UsageRollup",
+    "WebhookAttemptRow",
+    "WebhookDeliveryRow",
+    "WebhookEndpointRow",
+    "WebhookMessageRow",
     "metadata",
     "table",
 ]

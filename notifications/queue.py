@@ -1,16 +1,80 @@
-"""What the API asks the workers to do: job names and deterministic job ids.
+"""What the API and the jobs ask the workers to do: job names and deterministic job ids.
 
 ARQ ignores an enqueue whose job id is already queued or running, so a deterministic id
-collapses a burst of requests into one job.
+collapses a burst into one job. Redis is not the truth: a failed enqueue is logged and
+the database-side sweep (deliveries) or the next change (alerts) makes up for it.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
 from arq.connections import ArqRedis
 
 BACKFILL_METRIC = "backfill_metric"
+EVALUATE_ALERTS = "evaluate_alerts"
+DELIVER_WEBHOOK = "deliver_webhook"
+
+log = logging.getLogger(__name__)
 
 
 async def enqueue_backfill(pool: ArqRedis, metric_id: str) -> None:
     """Ask for the back-fill of a new metric's rollups (idempotent job)."""
     await pool.enqueue_job(BACKFILL_METRIC, metric_id, _job_id=f"{BACKFILL_METRIC}:{metric_id}")
+
+
+def _generation_key(org_id: str, customer_id: str) -> str:
+    return f"meterline:alerts-generation:{org_id}:{customer_id}"
+
+
+async def enqueue_alert_evaluation(
+    pool: ArqRedis, org_id: str, customer_ids: Iterable[str]
+) -> None:
+    """Ask for ``evaluate_alerts`` of each customer, after the change is committed.
+
+    The job id carries the customer's evaluation generation, which a job bumps when it
+    starts: changes before that collapse into the queued job (which will see them), and a
+    change that lands while a job runs gets a new id, so one more run follows. Never a
+    missed crossing, never a job per event."""
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return
+    try:
+        generations = await pool.mget([_generation_key(org_id, c) for c in wanted])
+        for customer_id, generation in zip(wanted, generations, strict=True):
+            number = int(generation or 0)
+            await pool.enqueue_job(
+                EVALUATE_ALERTS,
+                org_id,
+                customer_id,
+                _job_id=f"{EVALUATE_ALERTS}:{org_id}:{customer_id}:{number}",
+            )
+    except Exception:  # Redis is not the truth; the next change asks again
+        log.exception("could not enqueue alert evaluation for %s customers", len(wanted))
+
+
+async def start_alert_evaluation(pool: ArqRedis, org_id: str, customer_id: str) -> None:
+    """Called by ``evaluate_alerts`` as it starts: later changes enqueue a new run."""
+    await pool.incr(_generation_key(org_id, customer_id))
+
+
+async def enqueue_deliveries(pool: ArqRedis, due: Sequence[tuple[str, datetime]]) -> None:
+    """Ask for ``deliver_webhook`` of each (delivery id, due time), deferred to its time;
+    the id names the attempt's slot, so a retry or a replay is a new job and a sweep of a
+    lost job re-creates the same one."""
+    for delivery_id, at in due:
+        # deferred by wall time (ARQ's schedule), never into the past: a job due long ago
+        # (a sweep after downtime, a test clock) runs now
+        wait = max(0.0, at.timestamp() - time.time())
+        try:
+            await pool.enqueue_job(
+                DELIVER_WEBHOOK,
+                delivery_id,
+                _job_id=f"{DELIVER_WEBHOOK}:{delivery_id}:{at.timestamp():.6f}",
+                _defer_by=wait,
+            )
+        except Exception:  # the outbox sweeper re-enqueues what is due
+            log.exception("could not enqueue delivery %s", delivery_id)

@@ -13,6 +13,8 @@ from billing.events import Rejection, storable, validate_event
 from billing.metering import UsageEvent
 from models.store.api_keys import record_use
 from models.store.ingest import BatchOutcome, record_batch
+from notifications.pubsub import Topic, publish
+from notifications.queue import enqueue_alert_evaluation
 from resolvers.http import HttpError, error_response, json_response, read_body, require_key
 from resolvers.services import services_of
 
@@ -92,4 +94,6 @@ async def ingest(request: Request) -> Response:
     async with services.db.write() as conn:
         await record_use(conn, principal, now)
         outcome = await record_batch(conn, principal.org_id, valid, now)
+    await publish(services.redis, Topic.USAGE, principal.org_id, outcome.customers)
+    await enqueue_alert_evaluation(services.redis, principal.org_id, outcome.customers)
     return json_response(report(raw, rejected, outcome))

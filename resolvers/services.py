@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from starlette.requests import Request
 
 from models.db import Database
+from notifications.pubsub import ChangeFeed
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Services:
     redis: ArqRedis
     max_body_bytes: int
     grace_period: timedelta
+    feed: ChangeFeed
+    webhook_allowed_private: tuple[str, ...] = ()
+    webhook_secret_overlap: timedelta = timedelta(hours=24)
 
 
 def services_of(request: Request) -> Services:

@@ -8,7 +8,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,9 @@ from models.migrate import upgrade
 from models.store.api_keys import create_api_key
 from models.store.organizations import get_or_create_organization
 from models.tables import metadata
+from workers.context import WebhookPolicy
+from workers.finalize import finalize_invoices
+from workers.lifecycle import lifecycle_scheduler
 from workers.worker import build_worker
 
 POSTGRES_URL = os.environ.get("METERLINE_TEST_POSTGRES_URL")
@@ -133,6 +136,7 @@ class Env:
     admin_key: str
     ingest_key: str
     read_key: str
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
 
     def write(self) -> Any:
         return self.db.write()
@@ -145,9 +149,21 @@ class Env:
         return await self.client.post("/v1/ingest", json=events, headers=headers)
 
     async def run_jobs(self) -> None:
-        """Run every queued job to completion (an ARQ worker in burst mode)."""
-        worker = build_worker(self.redis, self.db, self.clock, handle_signals=False, burst=True)
-        await worker.main()  # burst mode: returns once the queue is empty
+        """Run every job that is due to completion at the clock's time: the finalizer and
+        the lifecycle scheduler (the crons), then every queued job (an ARQ worker in burst
+        mode, which returns once the queue is empty)."""
+        worker = build_worker(
+            self.redis,
+            self.db,
+            self.clock,
+            handle_signals=False,
+            burst=True,
+            webhooks=self.webhooks,
+        )
+        ctx = {**worker.ctx, "redis": self.redis}
+        await finalize_invoices(ctx)
+        await lifecycle_scheduler(ctx)
+        await worker.main()
 
     async def new_org(self, name: str) -> tuple[str, str]:
         """A second organization with an admin+ingest key: (org_id, key)."""
@@ -160,7 +176,13 @@ class Env:
 @pytest.fixture
 async def env(backend: Backend) -> AsyncIterator[Env]:
     clock = FixedClock(START)
-    settings = Settings(database_url=backend.database_url, redis_url=backend.redis_url)
+    # webhooks may go to test receivers on this machine, named "localhost" (tests of the
+    # SSRF guard use IP literals, which stay refused)
+    settings = Settings(
+        database_url=backend.database_url,
+        redis_url=backend.redis_url,
+        webhook_allowed_private_hosts=["localhost"],
+    )
     app = create_app(settings, clock)
     async with app.router.lifespan_context(app):
         services = app.state.services
@@ -172,4 +194,13 @@ async def env(backend: Backend) -> AsyncIterator[Env]:
             ]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://meterline") as client:
-            yield Env(backend, clock, client, services.db, services.redis, org_id, *keys)
+            yield Env(
+                backend,
+                clock,
+                client,
+                services.db,
+                services.redis,
+                org_id,
+                *keys,
+                webhooks=settings.webhook_policy(),
+            )

@@ -15,9 +15,10 @@ from billing.errors import NotFoundError
 from models.alerts import AlertRow, AlertStateRow
 from models.codec import decode, to_json
 from models.ids import new_id
+from models.store import dialect
 from models.store.customers import check_customer
 from models.store.metrics import list_metrics
-from models.store.rollups import parse_group_json
+from models.store.rollups import digest, group_json, parse_group_json
 from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 
@@ -28,6 +29,7 @@ states = table(AlertStateRow)
 @dataclass(frozen=True)
 class AlertRecord:
     rule: AlertRule
+    created_at: datetime
     archived_at: datetime | None
     statuses: tuple[AlertStatus, ...]
 
@@ -118,7 +120,9 @@ async def alerts_of_customers(
 
 
 def _record(row: Any, statuses: list[AlertStatus]) -> AlertRecord:
-    return AlertRecord(decode(AlertRule, row.document), row.archived_at, tuple(statuses))
+    return AlertRecord(
+        decode(AlertRule, row.document), row.created_at, row.archived_at, tuple(statuses)
+    )
 
 
 async def _statuses(
@@ -141,3 +145,68 @@ async def _statuses(
             )
         )
     return found
+
+
+async def save_statuses(
+    conn: AsyncConnection, org_id: str, statuses: Sequence[AlertStatus], now: datetime
+) -> None:
+    """Store the state of each (alert, customer, group values), replacing the old one."""
+    if not statuses:
+        return
+    rows = []
+    for s in statuses:
+        gjson = group_json(s.group)
+        rows.append(
+            {
+                "org_id": org_id,
+                "alert_id": s.alert_id,
+                "customer_id": s.customer_id,
+                "group_hash": digest(gjson),
+                "group_json": gjson,
+                "state": s.state.value,
+                "latched": s.latched,
+                "updated_at": now,
+            }
+        )
+    insert = dialect.insert(conn, states)
+    await conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=["org_id", "alert_id", "customer_id", "group_hash"],
+            set_={
+                "state": insert.excluded.state,
+                "latched": insert.excluded.latched,
+                "updated_at": insert.excluded.updated_at,
+            },
+        ),
+        rows,
+    )
+
+
+async def reset_statuses(
+    conn: AsyncConnection, org_id: str, alert_id: str, customer_id: str, now: datetime
+) -> None:
+    """Put every state of (alert, customer) back to ``evaluating`` (not latched), so the
+    next evaluation notifies on any group over its threshold."""
+    await conn.execute(
+        update(states)
+        .where(
+            (states.c.org_id == org_id)
+            & (states.c.alert_id == alert_id)
+            & (states.c.customer_id == customer_id)
+        )
+        .values(state=AlertState.EVALUATING.value, latched=False, updated_at=now)
+    )
+
+
+async def is_watched(conn: AsyncConnection, org_id: str, customer_id: str) -> bool:
+    """Whether a live alert watches the customer (its own or an organization-wide one)."""
+    query = (
+        select(alerts.c.id)
+        .where(
+            (alerts.c.org_id == org_id)
+            & alerts.c.archived_at.is_(None)
+            & or_(alerts.c.customer_id == customer_id, alerts.c.customer_id.is_(None))
+        )
+        .limit(1)
+    )
+    return (await conn.execute(query)).first() is not None

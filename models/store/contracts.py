@@ -20,6 +20,7 @@ from models.codec import decode, to_json
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer
 from models.ids import new_id
+from models.store import dialect
 from models.store.catalog import list_products, rate_card_currency
 from models.store.customers import check_customer
 from models.store.pages import page
@@ -247,3 +248,23 @@ async def edits_of(
             EditRecord(row.version, row.kind, row.changes, row.actor, row.created_at)
         )
     return result
+
+
+async def live_contracts_everywhere(
+    conn: AsyncConnection, org_id: str | None = None
+) -> list[tuple[str, ContractRecord]]:
+    """(organization id, record) of every live contract (of ``org_id`` when given): what
+    the scheduler and the finalizer walk."""
+    query = select(contracts).where(contracts.c.archived_at.is_(None))
+    if org_id is not None:
+        query = query.where(contracts.c.org_id == org_id)
+    rows = await conn.execute(query.order_by(contracts.c.org_id, contracts.c.id))
+    return [(row.org_id, _record(row)) for row in rows]
+
+
+async def lock_contract(conn: AsyncConnection, contract_id: str) -> None:
+    """Hold the contract's row until commit (PostgreSQL; SQLite has one writer): what
+    finalizes its periods and what counts its late events take turns."""
+    if not dialect.is_sqlite(conn):
+        query = select(contracts.c.id).where(contracts.c.id == contract_id).with_for_update()
+        await conn.execute(query)

@@ -234,3 +234,11 @@ async def update_customer(
     if values:
         await conn.execute(update(customers).where(mine).values(**values))
     await add_aliases(conn, org_id, customer_id, add_ingest_aliases)
+
+
+async def live_customer_ids(conn: AsyncConnection, org_id: str) -> list[str]:
+    """Every live customer of the organization (what an organization-wide alert watches)."""
+    query = select(customers.c.id).where(
+        (customers.c.org_id == org_id) & customers.c.archived_at.is_(None)
+    )
+    return [customer_id for (customer_id,) in await conn.execute(query)]

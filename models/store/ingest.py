@@ -19,6 +19,7 @@ from billing.metering import UsageEvent
 from models.store import dialect
 from models.store import rollups as rollup_store
 from models.store.customers import resolve_customers
+from models.store.late_usage import count_late_arrivals
 from models.store.metrics import active_metrics
 from models.tables import table
 from models.usage import EventDedupe, UsageEventRow
@@ -101,6 +102,7 @@ async def record_batch(
         ],
     )
     contributions: list[rollup_store.Contribution] = []
+    arrivals: list[tuple[str, datetime]] = []
     for index, event in new_events:
         outcome.accepted.append(index)
         customer_id = customer_of.get(event.customer_id)
@@ -111,6 +113,8 @@ async def record_batch(
         if not found:
             outcome.unmatched.append(index)
         outcome.customers.add(customer_id)
+        arrivals.append((customer_id, event.timestamp))
         contributions.extend(found)
     await rollup_store.apply_contributions(conn, org_id, contributions)
+    await count_late_arrivals(conn, org_id, arrivals)
     return outcome

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.drawdown import LedgerEntry, LedgerEntryType
 from billing.invoices import Invoice, InvoiceStatus
-from models.codec import decode
+from models.codec import decode, to_json
+from models.ids import new_id
 from models.invoices import InvoiceRow, LedgerEntryRow
 from models.store.pages import check_first, cursor_of, page
 from models.tables import table
@@ -135,3 +136,76 @@ async def ledgers_of(
             )
         )
     return result
+
+
+async def store_invoice(
+    conn: AsyncConnection,
+    org_id: str,
+    invoice: Invoice,
+    entries: Sequence[LedgerEntry],
+    now: datetime,
+    *,
+    invoice_id: str,
+    usage_cutoff: datetime,
+    late_events: int = 0,
+    replaces_invoice_id: str | None = None,
+) -> StoredInvoice:
+    """Store a finalized invoice and its ledger entries (one transaction with its cause)."""
+    await conn.execute(
+        invoices.insert().values(
+            id=invoice_id,
+            org_id=org_id,
+            customer_id=invoice.customer_id,
+            contract_id=invoice.contract_id,
+            starting_at=invoice.starting_at,
+            ending_before=invoice.ending_before,
+            status=invoice.status.value,
+            total=invoice.total,
+            document=to_json(invoice),
+            late_events=late_events,
+            usage_cutoff=usage_cutoff,
+            replaces_invoice_id=replaces_invoice_id,
+            finalized_at=now,
+        )
+    )
+    await add_ledger_entries(conn, org_id, invoice.customer_id, invoice.contract_id, entries)
+    return StoredInvoice(invoice_id, invoice, late_events, now, None, replaces_invoice_id)
+
+
+async def add_ledger_entries(
+    conn: AsyncConnection,
+    org_id: str,
+    customer_id: str,
+    contract_id: str,
+    entries: Sequence[LedgerEntry],
+) -> None:
+    if entries:
+        await conn.execute(
+            ledger.insert(),
+            [
+                {
+                    "id": new_id("led"),
+                    "org_id": org_id,
+                    "customer_id": customer_id,
+                    "contract_id": contract_id,
+                    "segment_id": e.segment_id,
+                    "type": e.type.value,
+                    "amount": e.amount,
+                    "timestamp": e.timestamp,
+                    "invoice_id": e.invoice_id,
+                }
+                for e in entries
+            ],
+        )
+
+
+async def mark_void(conn: AsyncConnection, invoice_id: str, now: datetime) -> bool:
+    """Void a finalized invoice; False if it was not finalized (already void)."""
+    void = InvoiceStatus.VOID.value
+    row = (await conn.execute(select(invoices.c.document).where(invoices.c.id == invoice_id))).one()
+    result = await conn.execute(
+        update(invoices)
+        .where((invoices.c.id == invoice_id) & (invoices.c.status == InvoiceStatus.FINALIZED.value))
+        .values(status=void, voided_at=now, document={**row.document, "status": void})
+    )
+    return bool(result.rowcount)

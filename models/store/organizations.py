@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,3 +26,10 @@ async def get_or_create_organization(conn: AsyncConnection, name: str, now: date
 async def get_organization(conn: AsyncConnection, org_id: str) -> Organization | None:
     row = (await conn.execute(select(organizations).where(organizations.c.id == org_id))).first()
     return None if row is None else Organization.model_validate(row._mapping)
+
+
+async def grace_of(conn: AsyncConnection, org_id: str, default: timedelta) -> timedelta:
+    """The organization's grace period (its own setting, else the installation's)."""
+    query = select(organizations.c.grace_period_seconds).where(organizations.c.id == org_id)
+    seconds = (await conn.execute(query)).scalar_one_or_none()
+    return default if seconds is None else timedelta(seconds=seconds)

@@ -91,7 +91,7 @@ def parse_group_json(text: str) -> GroupValues:
     return tuple(sorted(orjson.loads(text).items()))
 
 
-def _digest(text: str) -> str:
+def digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -225,7 +225,7 @@ async def apply_contributions(
     """
     cells = _cells(items)
     keys = sorted(cells)
-    hashes = {gjson: _digest(gjson) for gjson in {key[4] for key in keys}}
+    hashes = {gjson: digest(gjson) for gjson in {key[4] for key in keys}}
     rows = [_rollup_row(org_id, key, hashes[key[4]], cells[key]) for key in keys]
     if rows:
         await conn.execute(built_query(conn, _upsert_rollups), rows)
@@ -237,7 +237,7 @@ async def apply_contributions(
             "grain": key[2],
             "bucket": key[3],
             "group_hash": hashes[key[4]],
-            "value_hash": _digest(value),
+            "value_hash": digest(value),
             "group_json": key[4],
             "value": value,
         }

@@ -13,6 +13,8 @@ from billing.errors import ForbiddenError
 from models.codec import to_json
 from models.store import alerts as store
 from models.store.alerts import AlertRecord
+from models.store.customers import check_customer, live_customer_ids
+from notifications.queue import enqueue_alert_evaluation
 from resolvers.graphql.context import (
     Context,
     mutation,
@@ -52,17 +54,24 @@ async def create_alert(info: Info[Context, Any], input: CreateAlertInput) -> Ale
     else:
         principal = require(info, "admin")
     rule = core_of(AlertRule, {**plain(input), "id": ""})
+    now = info.context.services.clock()
     async with mutation(info, principal) as (conn, audit):
         stored = await store.create_alert(
             conn,
             principal.org_id,
             rule,
-            info.context.services.clock(),
+            now,
             actor=principal.key_id,
             uniqueness_key=input.uniqueness_key,
         )
         await audit("alert", stored.id, to_json(stored))
-    return alert_view(AlertRecord(stored, None, ()))
+        watched = (
+            [stored.customer_id]
+            if stored.customer_id is not None
+            else await live_customer_ids(conn, principal.org_id)
+        )
+    await enqueue_alert_evaluation(info.context.services.redis, principal.org_id, watched)
+    return alert_view(AlertRecord(stored, now, None, ()))
 
 
 async def archive_alert(info: Info[Context, Any], id: strawberry.ID) -> Alert:
@@ -80,3 +89,21 @@ async def archive_alert(info: Info[Context, Any], id: strawberry.ID) -> Alert:
             conn, principal.org_id, alert_id=str(id), include_archived=True
         )
     return alert_view(record)
+
+
+async def reset_alert(
+    info: Info[Context, Any], alert_id: strawberry.ID, customer_id: strawberry.ID
+) -> Alert:
+    """Clear the alert's state for the customer and evaluate it again: a customer over the
+    threshold is notified again."""
+    principal = require(info, "admin")
+    now = info.context.services.clock()
+    async with mutation(info, principal) as (conn, audit):
+        found = await store.alerts_of(conn, principal.org_id, alert_id=str(alert_id))
+        if not found or found[0].rule.customer_id not in (None, str(customer_id)):
+            raise not_found("alert", alert_id)
+        await check_customer(conn, principal.org_id, str(customer_id))
+        await store.reset_statuses(conn, principal.org_id, str(alert_id), str(customer_id), now)
+        await audit("alert", str(alert_id), {"reset_for_customer": str(customer_id)})
+        audit.changed_customers.add(str(customer_id))
+    return alert_view(found[0])

@@ -1,33 +1,51 @@
 """Schema assembly and the ASGI GraphQL app, with hardening: depth, token and alias
 limits, error codes on every error, unexpected errors masked and logged, and in
-production no introspection, no GraphiQL and no field suggestions."""
+production no introspection, no GraphiQL and no field suggestions.
+
+Subscriptions run over websockets with the graphql-transport-ws protocol only; the socket
+is authenticated by its ``connection_init`` payload
+(``{"authorization": "Bearer <API key or customer token>"}``) and closed with 4403
+Forbidden without a valid credential, so no operation ever runs unauthenticated."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from typing import Any
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any, cast
 
 import strawberry
 from cross_web import HTTPException
-from graphql import GraphQLError, OperationDefinitionNode, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
+    SchemaExtension,
 )
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from billing.errors import BillingError
+from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from resolvers.graphql.context import build_context
+from resolvers.graphql.loaders import Loaders
 from resolvers.graphql.queries import Mutation, Query
+from resolvers.graphql.subscriptions import SocketContext, Subscription, bearer
+from resolvers.services import Services
 from schema.scalars import SCALAR_MAP
 
 MAX_DEPTH = 12
@@ -43,12 +61,14 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: SocketOperations(production=production),
     ]
     if production:
         extensions.append(DisableIntrospection)
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
         extensions=extensions,
     )
@@ -71,7 +91,7 @@ def _coded(error: GraphQLError, production: bool) -> GraphQLError:
             extensions["field"] = original.field
         message = original.message
     elif "code" not in extensions:
-        if original is None or isinstance(original, GraphQLError):
+        if original is None or isinstance(original, GraphQLError | CannotGetOperationTypeError):
             extensions["code"] = "BAD_REQUEST"
         else:
             log.error("unexpected error in %s", error.path, exc_info=original)
@@ -89,9 +109,51 @@ def _coded(error: GraphQLError, production: bool) -> GraphQLError:
     )
 
 
+class SocketOperations(SchemaExtension):
+    """What the websocket transport needs: each operation its own context (its own
+    loaders: the connection's would cache for the life of the socket), and error codes on
+    the results it streams (HTTP responses get theirs in ``process_result``)."""
+
+    def __init__(self, *, production: bool) -> None:
+        self.production = production
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, SocketContext):
+            self.execution_context.context = dataclasses.replace(context)
+        yield
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        for error in getattr(result, "errors", None) or ():
+            coded = _coded(error, self.production)
+            # in place: the transport tells some errors by class (syntax errors close)
+            error.message, error.extensions = coded.message, coded.extensions
+        yield
+
+
+async def _authenticated(services: Services, secret: str | None) -> Principal | None:
+    if secret is None:
+        return None
+    now = services.clock()
+    async with services.db.read() as conn:
+        principal = await authenticate(conn, secret, now)
+    if principal is not None and use_is_due(principal, now):
+        async with services.db.write() as conn:
+            await record_use(conn, principal, now)
+    return principal
+
+
 class MeterlineGraphQL(GraphQL[Any, None]):
     def __init__(self, schema: strawberry.Schema, *, production: bool) -> None:
-        super().__init__(schema, graphql_ide=None if production else "graphiql")
+        super().__init__(
+            schema,
+            graphql_ide=None if production else "graphiql",
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            # the credential travels in connection_init, never in a cookie: a page of any
+            # origin may open a socket, it reaches nothing without a key or token
+            allowed_origins=("*",),
+        )
         self.production = production
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,28 +174,53 @@ class MeterlineGraphQL(GraphQL[Any, None]):
 
     async def parse_http_body(self, request: Any) -> Any:
         """The request, refused when its document holds several operations but names none
-        (which one would run is ambiguous)."""
+        (which one would run is ambiguous), or when it is a subscription (served over a
+        websocket only)."""
         try:
             data = await super().parse_http_body(request)
         except (AttributeError, TypeError) as error:  # a JSON body that is not an object
             raise HTTPException(400, "the body must be a JSON object with a query") from error
         for item in data if isinstance(data, list) else [data]:
-            if item.operation_name is None and isinstance(item.query, str):
-                try:
-                    document = parse(item.query)
-                except GraphQLError:
-                    continue  # reported with a code by the execution
-                operations = [
-                    d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                ]
-                if len(operations) > 1:
-                    raise HTTPException(
-                        400, "the document holds several operations: send operationName"
-                    )
+            if not isinstance(item.query, str):
+                continue
+            try:
+                document = parse(item.query)
+            except GraphQLError:
+                continue  # reported with a code by the execution
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if item.operation_name is None and len(operations) > 1:
+                raise HTTPException(
+                    400, "the document holds several operations: send operationName"
+                )
+            chosen = [
+                o
+                for o in operations
+                if item.operation_name is None or (o.name and o.name.value == item.operation_name)
+            ]
+            if any(o.operation is OperationType.SUBSCRIPTION for o in chosen):
+                raise HTTPException(
+                    400, "subscriptions are served over a websocket (graphql-transport-ws)"
+                )
         return data
 
     async def get_context(self, request: Any, response: Any) -> Any:
+        if isinstance(request, WebSocket):
+            services = request.app.state.services
+            assert isinstance(services, Services)
+            return SocketContext(services, None)
         return await build_context(request, response)
+
+    async def on_ws_connect(self, context: Any) -> UnsetType:
+        """Authenticate the socket by its ``connection_init`` payload; refuse it (4403)
+        without a valid API key or customer token."""
+        assert isinstance(context, SocketContext)
+        secret = bearer(context.connection_params)
+        principal = await _authenticated(context.services, secret)
+        if principal is None:
+            raise ConnectionRejectionError()
+        context.principal, context.secret = principal, secret
+        context.loaders = Loaders(context.services, principal)
+        return cast(UnsetType, UNSET)
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:

@@ -14,6 +14,10 @@ from strawberry.types import Info
 from billing.errors import ForbiddenError, NotFoundError, UnauthenticatedError
 from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from models.store.audit import record_audit
+from notifications.catalog import WebhookEvent
+from notifications.outbox import Outbox
+from notifications.pubsub import Topic, publish
+from notifications.queue import enqueue_alert_evaluation
 from resolvers.graphql.loaders import Loaders
 from resolvers.services import Services, services_of
 
@@ -90,9 +94,19 @@ async def read(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
 async def mutation(
     info: Info[Context, Any], principal: Principal
 ) -> AsyncIterator[tuple[AsyncConnection, Audit]]:
-    """A unit of work for one mutation; ``audit(...)`` records it in the same transaction."""
-    async with info.context.services.db.write() as conn:
-        yield conn, Audit(conn, principal, info)
+    """A unit of work for one mutation; ``audit(...)`` records it and ``audit.notify(...)``
+    writes its webhooks in the same transaction. After the commit: the deliveries are
+    enqueued, and the customers whose usage or balances changed are re-evaluated and
+    pushed to subscribers."""
+    services = info.context.services
+    async with services.db.write() as conn:
+        audit = Audit(conn, principal, info)
+        yield conn, audit
+    await audit.outbox.dispatch(services.redis)
+    if changed := audit.changed_customers:
+        await enqueue_alert_evaluation(services.redis, principal.org_id, changed)
+        for topic in (Topic.BALANCE, Topic.USAGE):
+            await publish(services.redis, topic, principal.org_id, changed)
 
 
 @dataclass
@@ -100,6 +114,13 @@ class Audit:
     conn: AsyncConnection
     principal: Principal
     info: Info[Context, Any]
+    outbox: Outbox = field(default_factory=Outbox)
+    changed_customers: set[str] = field(default_factory=set)
+
+    async def notify(self, event: WebhookEvent) -> str:
+        """Write a webhook message caused by this mutation; returns its id."""
+        now = self.info.context.services.clock()
+        return await self.outbox.emit(self.conn, self.principal.org_id, event, now)
 
     async def __call__(self, kind: str, object_id: str, changes: Any) -> None:
         """Record this mutation (who, what, when, object, changes)."""

@@ -15,6 +15,7 @@ from models.codec import to_json
 from models.store import contracts as store
 from models.store import packages as package_store
 from models.store.packages import PackageRecord
+from notifications.catalog import EventType, contract_changed
 from resolvers.graphql.context import Context, mutation, not_found, read, require
 from resolvers.graphql.convert import connection, core_of, plain
 from resolvers.graphql.loaders import contract_view
@@ -83,6 +84,8 @@ async def create_contract(info: Info[Context, Any], input: CreateContractInput) 
             uniqueness_key=input.uniqueness_key,
         )
         await audit("contract", stored.id, to_json(stored))
+        await audit.notify(contract_changed(EventType.CONTRACT_CREATED, stored))
+        audit.changed_customers.add(stored.customer_id)
     return view(Contract, stored, archived_at=None)
 
 
@@ -103,6 +106,8 @@ async def create_contract_from_package(
             uniqueness_key=input.uniqueness_key,
         )
         await audit("contract", stored.id, {"package_id": input.package_id, **to_json(stored)})
+        await audit.notify(contract_changed(EventType.CONTRACT_CREATED, stored))
+        audit.changed_customers.add(stored.customer_id)
     return view(Contract, stored, archived_at=None)
 
 
@@ -124,6 +129,8 @@ async def edit_contract(info: Info[Context, Any], input: EditContractInput) -> C
             actor=principal.key_id,
         )
         await audit("contract", contract_id, to_json(edit))
+        await audit.notify(contract_changed(EventType.CONTRACT_EDITED, edited))
+        audit.changed_customers.add(edited.customer_id)
     return view(Contract, edited, archived_at=None)
 
 
@@ -135,6 +142,8 @@ async def archive_contract(info: Info[Context, Any], id: strawberry.ID) -> Contr
             conn, principal.org_id, str(id), now, actor=principal.key_id
         )
         await audit("contract", str(id), {"archived_at": now.isoformat()})
+        await audit.notify(contract_changed(EventType.CONTRACT_ARCHIVED, record.contract))
+        audit.changed_customers.add(record.contract.customer_id)
     return contract_view(record)
 
 

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from billing.errors import ValidationError
 from models.store import customers as store
 from models.store.customers import CustomerRecord
+from notifications.catalog import customer_created
 from resolvers.graphql.context import (
     Context,
     mutation,
@@ -88,6 +89,7 @@ async def create_customer(info: Info[Context, Any], input: CreateCustomerInput) 
                 "stripe_customer_id": input.stripe_customer_id,
             },
         )
+        await audit.notify(customer_created(customer_id, input.name))
         return await _stored(conn, principal.org_id, customer_id)
 
 
@@ -111,6 +113,8 @@ async def update_customer(info: Info[Context, Any], input: UpdateCustomerInput) 
                 "custom_fields": input.custom_fields,
             },
         )
+        if input.add_ingest_aliases:  # claimed stored events change usage
+            audit.changed_customers.add(str(input.id))
         return await _stored(conn, principal.org_id, str(input.id))
 
 

@@ -11,10 +11,20 @@ from billing.errors import ValidationError
 from billing.events import Rejection, normalize_properties
 from billing.metering import UsageEvent
 from billing.preview import PreviewMode
+from models import finalization
 from models.drafts import preview_customer
 from models.store.customers import check_customer
 from models.store.invoices import invoice_by_id
-from resolvers.graphql.context import Context, not_found, read, reader, require_customer
+from notifications.catalog import EventType, invoice_changed
+from resolvers.graphql.context import (
+    Context,
+    mutation,
+    not_found,
+    read,
+    reader,
+    require,
+    require_customer,
+)
 from resolvers.graphql.loaders import draft_view, stored_invoice_view
 from schema.events import EventInput
 from schema.invoices import CostPreview, Invoice, InvoicePreview, LineDelta
@@ -84,3 +94,38 @@ async def cost_preview(
             for p in previews
         ],
     )
+
+
+async def void_invoice(info: Info[Context, Any], id: strawberry.ID) -> Invoice:
+    """Void a finalized invoice: the balances it drew are restored (``void_restore``)."""
+    principal = require(info, "admin")
+    now = info.context.services.clock()
+    async with mutation(info, principal) as (conn, audit):
+        stored = await finalization.void_invoice(conn, principal.org_id, str(id), now)
+        await audit("invoice", stored.id, {"status": stored.invoice.status.value})
+        await audit.notify(
+            invoice_changed(EventType.INVOICE_VOIDED, stored.id, stored.invoice, stored.late_events)
+        )
+        audit.changed_customers.add(stored.invoice.customer_id)
+    return stored_invoice_view(stored)
+
+
+async def regenerate_invoice(info: Info[Context, Any], id: strawberry.ID) -> Invoice:
+    """A new finalized invoice for a voided invoice's period, re-rated with current data
+    and linked to the old one (``replacesInvoiceId``)."""
+    principal = require(info, "admin")
+    now = info.context.services.clock()
+    async with mutation(info, principal) as (conn, audit):
+        stored = await finalization.regenerate_invoice(conn, principal.org_id, str(id), now)
+        await audit("invoice", stored.id, {"replaces_invoice_id": str(id)})
+        await audit.notify(
+            invoice_changed(
+                EventType.INVOICE_FINALIZED,
+                stored.id,
+                stored.invoice,
+                0,
+                stored.replaces_invoice_id,
+            )
+        )
+        audit.changed_customers.add(stored.invoice.customer_id)
+    return stored_invoice_view(stored)

@@ -20,7 +20,7 @@ from models.store.api_keys import Principal
 from models.store.contracts import ContractRecord, EditRecord, contracts_of_customers, edits_of
 from models.store.invoices import StoredInvoice, first_invoice_pages, invoices_page
 from models.store.metrics import list_metrics
-from models.store.organizations import get_organization
+from models.store.organizations import grace_of
 from models.store.rollup_reads import usage_series
 from resolvers.graphql.convert import connection
 from resolvers.services import Services
@@ -77,11 +77,7 @@ class Loaders:
     async def grace(self, conn: AsyncConnection) -> timedelta:
         """The organization's grace period (its own setting, else the installation's)."""
         if self._grace is None:
-            org = await get_organization(conn, self.org_id)
-            seconds = org.grace_period_seconds if org else None
-            self._grace = (
-                self.services.grace_period if seconds is None else timedelta(seconds=seconds)
-            )
+            self._grace = await grace_of(conn, self.org_id, self.services.grace_period)
         return self._grace
 
     async def _live_contracts(self, customer_ids: list[str]) -> list[list[CoreContract]]:

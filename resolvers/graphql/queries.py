@@ -16,6 +16,8 @@ from resolvers.graphql import customers as customers_api
 from resolvers.graphql import events as events_api
 from resolvers.graphql import invoices as invoices_api
 from resolvers.graphql import metrics as metrics_api
+from resolvers.graphql import offset_rules as offset_rules_api
+from resolvers.graphql import webhooks as webhooks_api
 from resolvers.graphql.context import Context, not_found, read, require
 from schema.access import ApiKey, AuditEntry, CreatedApiKey, CustomerToken
 from schema.alerts import Alert
@@ -28,6 +30,7 @@ from schema.metrics import BillableMetric
 from schema.organization import Organization
 from schema.pagination import Connection
 from schema.views import view
+from schema.webhooks import OffsetRule, WebhookEndpoint, WebhookMessage
 
 
 @strawberry.type
@@ -66,6 +69,19 @@ class Query:
     audit_log: Connection[AuditEntry] = strawberry.field(
         resolver=access_api.audit_log, description="Every mutation, newest first."
     )
+    webhook_endpoints: Connection[WebhookEndpoint] = strawberry.field(
+        resolver=webhooks_api.webhook_endpoints
+    )
+    webhook_endpoint: WebhookEndpoint = strawberry.field(resolver=webhooks_api.webhook_endpoint)
+    webhook_messages: Connection[WebhookMessage] = strawberry.field(
+        resolver=webhooks_api.webhook_messages,
+        description="Webhook messages, oldest first, with their deliveries and attempts.",
+    )
+    webhook_message: WebhookMessage = strawberry.field(resolver=webhooks_api.webhook_message)
+    offset_rules: list[OffsetRule] = strawberry.field(
+        resolver=offset_rules_api.offset_rules,
+        description="Offset notification rules, oldest first.",
+    )
 
 
 @strawberry.type
@@ -94,8 +110,34 @@ class Mutation:
     create_package: Package = strawberry.field(resolver=contracts_api.create_package)
     create_alert: Alert = strawberry.field(resolver=alerts_api.create_alert)
     archive_alert: Alert = strawberry.field(resolver=alerts_api.archive_alert)
+    reset_alert: Alert = strawberry.field(resolver=alerts_api.reset_alert)
+    void_invoice: Invoice = strawberry.field(resolver=invoices_api.void_invoice)
+    regenerate_invoice: Invoice = strawberry.field(resolver=invoices_api.regenerate_invoice)
     create_api_key: CreatedApiKey = strawberry.field(resolver=access_api.create_api_key)
     revoke_api_key: ApiKey = strawberry.field(resolver=access_api.revoke_api_key)
     create_customer_token: CustomerToken = strawberry.field(
         resolver=access_api.create_customer_token
+    )
+    create_webhook_endpoint: WebhookEndpoint = strawberry.field(
+        resolver=webhooks_api.create_webhook_endpoint
+    )
+    update_webhook_endpoint: WebhookEndpoint = strawberry.field(
+        resolver=webhooks_api.update_webhook_endpoint
+    )
+    delete_webhook_endpoint: WebhookEndpoint = strawberry.field(
+        resolver=webhooks_api.delete_webhook_endpoint
+    )
+    rotate_webhook_endpoint_secret: WebhookEndpoint = strawberry.field(
+        resolver=webhooks_api.rotate_webhook_endpoint_secret
+    )
+    replay_webhook_message: WebhookMessage = strawberry.field(
+        resolver=webhooks_api.replay_webhook_message
+    )
+    replay_failed_webhook_messages: int = strawberry.field(
+        resolver=webhooks_api.replay_failed_webhook_messages,
+        description="Re-send every failed delivery of an endpoint since a time; returns how many.",
+    )
+    create_offset_rule: OffsetRule = strawberry.field(resolver=offset_rules_api.create_offset_rule)
+    archive_offset_rule: OffsetRule = strawberry.field(
+        resolver=offset_rules_api.archive_offset_rule
     )

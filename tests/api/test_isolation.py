@@ -12,15 +12,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-from billing.invoices import Invoice, InvoiceStatus
-from models.codec import to_json
-from models.ids import new_id
-from models.invoices import InvoiceRow
-from models.tables import table
+import pytest
+from gql.transport.exceptions import TransportConnectionFailed
+
 from resolvers.graphql.app import build_schema
+from tests.api.live import app_of, first, serving
 from tests.api.support import code, codes, create, data, gql, iso
 from tests.conftest import Env
 
@@ -44,6 +42,9 @@ class Graph:
     invoice_x: str
     invoice_y: str
     read_key_id: str
+    endpoint: str
+    message: str
+    offset_rule: str
     transaction_id: str
 
     def ids(self) -> list[str]:
@@ -59,6 +60,13 @@ METRIC_INPUT = {
     "uniquenessKey": "metric-tokens",
 }
 CUSTOMER_X_INPUT = {"name": "X Corp", "ingestAliases": ["x-alias"], "uniquenessKey": "cust-x"}
+ENDPOINT = {"url": "https://1.1.1.1/hooks", "uniquenessKey": "endpoint-a"}
+OFFSET_RULE = {
+    "name": "Week before end",
+    "trigger": "CONTRACT_ENDED",
+    "offset": "-P7D",
+    "uniquenessKey": "rule-a",
+}
 
 
 def credit(name: str, amount: str) -> dict[str, Any]:
@@ -70,32 +78,15 @@ def credit(name: str, amount: str) -> dict[str, Any]:
     }
 
 
-async def stored_invoice(env: Env, contract_id: str, customer_id: str) -> str:
-    """A finalized March invoice, written as finalization writes it (finalization is a
-    worker's job, not a GraphQL field)."""
-    invoice = Invoice(
-        contract_id, customer_id, "USD", MARCH, APRIL, InvoiceStatus.FINALIZED, (), (),
-        Decimal("0.00"), Decimal("0.00"),
-    )  # fmt: skip
-    invoice_id = new_id("inv")
-    async with env.write() as conn:
-        await conn.execute(
-            table(InvoiceRow)
-            .insert()
-            .values(
-                id=invoice_id,
-                org_id=env.org_id,
-                customer_id=customer_id,
-                contract_id=contract_id,
-                starting_at=MARCH,
-                ending_before=APRIL,
-                status="finalized",
-                total=Decimal("0.00"),
-                document=to_json(invoice),
-                finalized_at=APRIL + timedelta(days=2),
-            )
-        )
-    return invoice_id
+async def march_invoices(env: Env, customer_ids: list[str]) -> list[str]:
+    """The March invoice of each customer, finalized by the jobs (its grace ended Apr 2)."""
+    query = "query($id: ID!) { customer(id: $id) { invoices { nodes { id startingAt } } } }"
+    found = []
+    for customer_id in customer_ids:
+        nodes = (await data(env, query, id=customer_id))["customer"]["invoices"]["nodes"]
+        (invoice,) = [n["id"] for n in nodes if n["startingAt"] == iso(MARCH)]
+        found.append(invoice)
+    return found
 
 
 async def build_graph(env: Env) -> Graph:
@@ -169,6 +160,11 @@ async def build_graph(env: Env) -> Graph:
     await env.run_jobs()
     keys = (await data(env, "{ apiKeys { id scopes } }", env.admin_key))["apiKeys"]
     (read_key_id,) = [k["id"] for k in keys if k["scopes"] == ["read"]]
+    invoice_x, invoice_y = await march_invoices(env, [customer_x, customer_y])
+    # created after the jobs ran: no delivery is ever attempted to this (public) address
+    endpoint = await create(env, "createWebhookEndpoint", "CreateWebhookEndpointInput", ENDPOINT)
+    messages = await data(env, "{ webhookMessages(first: 1) { nodes { id } } }")
+    offset_rule = await create(env, "createOffsetRule", "CreateOffsetRuleInput", OFFSET_RULE)
     return Graph(
         metric=metric,
         usage_product=usage_product,
@@ -180,9 +176,12 @@ async def build_graph(env: Env) -> Graph:
         contract_y=contracts[1],
         package=package,
         alert_x=alert_x,
-        invoice_x=await stored_invoice(env, contracts[0], customer_x),
-        invoice_y=await stored_invoice(env, contracts[1], customer_y),
+        invoice_x=invoice_x,
+        invoice_y=invoice_y,
         read_key_id=read_key_id,
+        endpoint=endpoint,
+        message=messages["webhookMessages"]["nodes"][0]["id"],
+        offset_rule=offset_rule,
         transaction_id="a-tx-x",
     )
 
@@ -251,6 +250,21 @@ QUERY_PROBES: dict[str, Probe] = {
         "ofX: auditLog(objectId: $o) { nodes { id } } }",
         lambda g: {"o": g.customer_x},
     ),
+    "webhookEndpoints": ("{ webhookEndpoints(first: 100) { nodes { id url } } }", lambda g: {}),
+    "webhookEndpoint": (
+        "query($id: ID!) { webhookEndpoint(id: $id) { id url } }",
+        lambda g: {"id": g.endpoint},
+    ),
+    "webhookMessages": (
+        "query($c: ID!) { all: webhookMessages(first: 100) { nodes { id payload } } "
+        "ofX: webhookMessages(customerId: $c) { nodes { id } } }",
+        lambda g: {"c": g.customer_x},
+    ),
+    "webhookMessage": (
+        "query($id: ID!) { webhookMessage(id: $id) { id payload } }",
+        lambda g: {"id": g.message},
+    ),
+    "offsetRules": ("{ offsetRules { id name } }", lambda g: {}),
 }
 
 
@@ -371,8 +385,66 @@ MUTATION_PROBES: dict[str, Probe] = {
         mutation("createCustomerToken", "CreateCustomerTokenInput", "token customerId"),
         lambda g: {"input": {"customerId": g.customer_x}},
     ),
+    "resetAlert": (
+        "mutation($a: ID!, $c: ID!) { resetAlert(alertId: $a, customerId: $c) { id } }",
+        lambda g: {"a": g.alert_x, "c": g.customer_x},
+    ),
+    "voidInvoice": (by_id("voidInvoice"), lambda g: {"id": g.invoice_x}),
+    "regenerateInvoice": (by_id("regenerateInvoice"), lambda g: {"id": g.invoice_x}),
+    "createWebhookEndpoint": (
+        mutation("createWebhookEndpoint", "CreateWebhookEndpointInput"),
+        lambda g: {"input": ENDPOINT},
+    ),
+    "updateWebhookEndpoint": (
+        "mutation($id: ID!) { updateWebhookEndpoint(id: $id, input: {url: "
+        '"https://1.0.0.1/stolen"}) { id } }',
+        lambda g: {"id": g.endpoint},
+    ),
+    "deleteWebhookEndpoint": (by_id("deleteWebhookEndpoint"), lambda g: {"id": g.endpoint}),
+    "rotateWebhookEndpointSecret": (
+        by_id("rotateWebhookEndpointSecret", "id secret"),
+        lambda g: {"id": g.endpoint},
+    ),
+    "replayWebhookMessage": (
+        "mutation($m: ID!, $e: ID) { replayWebhookMessage(messageId: $m, endpointId: $e) { id } }",
+        lambda g: {"m": g.message, "e": g.endpoint},
+    ),
+    "replayFailedWebhookMessages": (
+        "mutation($e: ID!) { replayFailedWebhookMessages(endpointId: $e, "
+        'since: "2026-01-01T00:00:00Z") }',
+        lambda g: {"e": g.endpoint},
+    ),
+    "createOffsetRule": (
+        mutation("createOffsetRule", "CreateOffsetRuleInput"),
+        lambda g: {"input": OFFSET_RULE},
+    ),
+    "archiveOffsetRule": (by_id("archiveOffsetRule"), lambda g: {"id": g.offset_rule}),
 }
 PROBES = {**QUERY_PROBES, **MUTATION_PROBES}
+
+# Subscriptions run over a websocket (tests/api/live.py), naming customer X.
+SUBSCRIPTION_PROBES: dict[str, Probe] = {
+    "usageUpdated": (
+        "subscription($id: ID!, $metric: ID!) { usageUpdated(customerId: $id) { id name "
+        "draftInvoices { total } balances { id } alerts { id } invoices { nodes { id } } "
+        f"usage(billableMetricId: $metric, {USAGE_ARGS}) {{ quantity }} }} }}",
+        lambda g: {"id": g.customer_x, "metric": g.metric},
+    ),
+    "draftInvoiceUpdated": (
+        "subscription($id: ID!) { draftInvoiceUpdated(customerId: $id) { customerId total } }",
+        lambda g: {"id": g.customer_x},
+    ),
+    "balanceUpdated": (
+        "subscription($id: ID!) { balanceUpdated(customerId: $id, includeExpired: true) "
+        "{ id contractId } }",
+        lambda g: {"id": g.customer_x},
+    ),
+    "alertStateChanged": (
+        "subscription($id: ID!) { alertStateChanged(customerId: $id) "
+        "{ customerId statuses { state } } }",
+        lambda g: {"id": g.customer_x},
+    ),
+}
 
 
 async def run(env: Env, field: str, graph: Graph, key: str) -> dict[str, Any]:
@@ -385,7 +457,8 @@ def test_every_root_field_has_an_isolation_probe() -> None:
     assert schema.query_type is not None and schema.mutation_type is not None
     assert set(QUERY_PROBES) == set(schema.query_type.fields)
     assert set(MUTATION_PROBES) == set(schema.mutation_type.fields)
-    assert schema.subscription_type is None
+    assert schema.subscription_type is not None
+    assert set(SUBSCRIPTION_PROBES) == set(schema.subscription_type.fields)
 
 
 SNAPSHOT = """{
@@ -408,6 +481,9 @@ SNAPSHOT = """{
   alerts(includeArchived: true) { id archivedAt }
   apiKeys { id scopes revokedAt }
   auditLog(first: 100) { nodes { id action objectId } }
+  webhookEndpoints(first: 100) { nodes { id url enabled secret previousSecretExpiresAt } }
+  webhookMessages(first: 100) { nodes { id deliveries { id status } } }
+  offsetRules { id }
 }"""
 
 
@@ -440,9 +516,13 @@ def outcome(body: dict[str, Any]) -> str:
 # that name nothing of A's (A's uniqueness keys and ingest aliases are free in B).
 LISTS = (
     "organization", "billableMetrics", "products", "rateCards", "customers", "contracts",
-    "packages", "searchEvents", "alerts", "apiKeys", "auditLog",
+    "packages", "searchEvents", "alerts", "apiKeys", "auditLog", "webhookEndpoints",
+    "webhookMessages", "offsetRules",
 )  # fmt: skip
-OWN_CREATES = ("createBillableMetric", "createCustomer", "createApiKey")
+OWN_CREATES = (
+    "createBillableMetric", "createCustomer", "createApiKey", "createWebhookEndpoint",
+    "createOffsetRule",
+)  # fmt: skip
 SECOND_ORG = {
     field: "OK" if field in LISTS or field in OWN_CREATES else "NOT_FOUND" for field in PROBES
 }
@@ -688,3 +768,33 @@ async def test_an_expired_customer_token_is_unauthenticated(env: Env) -> None:
     env.clock.set(expires_at)
     outcomes = {field: outcome(await run(env, field, graph, minted["token"])) for field in PROBES}
     assert outcomes == {field: "UNAUTHENTICATED" for field in PROBES}
+
+
+async def test_subscriptions_reach_nothing_beyond_the_caller(env: Env) -> None:
+    """Each subscription naming customer X, over a real websocket: NOT_FOUND for another
+    organization and for customer Y's token, FORBIDDEN for an ingest key, X itself for a
+    read key; an expired token does not get past ``connection_init``."""
+    graph = await build_graph(env)
+    _, other_key = await env.new_org("Other")
+    token_y = (await customer_token(env, graph.customer_y))["token"]
+    expired = await customer_token(env, graph.customer_y, ttl_seconds=600)
+    callers = {
+        "second organization": (other_key, "NOT_FOUND"),
+        "customer Y": (token_y, "NOT_FOUND"),
+        "ingest key": (env.ingest_key, "FORBIDDEN"),
+        "read key": (env.read_key, "OK"),
+    }
+    found, expected = {}, {}
+    async with serving(app_of(env)) as host:
+        for who, (key, expectation) in callers.items():
+            for field, (query, variables) in SUBSCRIPTION_PROBES.items():
+                body = await first(host, key, query, **variables(graph))
+                found[who, field], expected[who, field] = outcome(body), expectation
+                if expectation == "OK":  # X's own objects (a balance names its contract)
+                    shown = json.dumps(body["data"])
+                    assert graph.customer_x in shown or graph.contract_x in shown, body
+        env.clock.set(datetime.fromisoformat(expired["expiresAt"]))
+        for query, variables in SUBSCRIPTION_PROBES.values():
+            with pytest.raises(TransportConnectionFailed):
+                await first(host, expired["token"], query, **variables(graph))
+    assert found == expected

@@ -23,11 +23,6 @@ SCENARIOS = Path(
 SCENARIO_FILES = {
     path.stem: json.loads(path.read_text()) for path in sorted(SCENARIOS.glob("*.json"))
 }
-NEEDS_WORKERS = {"07_alerts_spend_per_user_and_low_credit", "08_grace_finalization_late_events"}
-WORKERS_XFAIL = pytest.mark.xfail(
-    reason="needs the workers issue: alert evaluation, invoice finalization and webhooks",
-    strict=False,
-)
 
 # Setup kind → (mutation, input type), in the order the scenarios README creates them.
 SETUP = {
@@ -37,7 +32,10 @@ SETUP = {
     "customers": ("createCustomer", "CreateCustomerInput"),
     "contracts": ("createContract", "CreateContractInput"),
     "alerts": ("createAlert", "CreateAlertInput"),
+    "webhook_endpoints": ("createWebhookEndpoint", "CreateWebhookEndpointInput"),
 }
+MESSAGES = """query($after: String) { webhookMessages(first: 100, after: $after) {
+  nodes { id type payload } pageInfo { hasNextPage endCursor } } }"""
 # Scenario field holding ref(s) → (kind of the referenced object, GraphQL id field).
 REFS = {
     "billable_metric": ("billable_metrics", "billableMetricId"),
@@ -154,6 +152,7 @@ class Run:
         self.ids: dict[str, dict[str, str]] = {kind: {} for kind in SETUP}
         self.where = f"{name} setup"
         self.ingested: dict[str, Any] | None = None
+        self.emitted: list[dict[str, Any]] = []
 
     async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
         response = await post(self.env, query, **variables)
@@ -185,6 +184,7 @@ class Run:
     async def step(self, number: int, step: dict[str, Any]) -> None:
         self.where = f"{self.name} step {number} (now {step['now']})"
         self.env.clock.set(moment(step["now"]))
+        seen = {message["id"] for message in await self.messages()}
         await self.env.run_jobs()
         self.ingested = None
         if events := step.get("events"):
@@ -192,6 +192,7 @@ class Run:
             assert response.status_code == 200, f"{self.where}: ingest: {response.text}"
             self.ingested = response.json()
         await self.env.run_jobs()
+        self.emitted = [m["payload"] for m in await self.messages() if m["id"] not in seen]
         for key, expected in step.get("expect", {}).items():
             assert key in CHECKS, f"{self.where}: unknown expectation {key!r}"
             await CHECKS[key](self, expected)
@@ -343,8 +344,41 @@ class Run:
                 f"expected {want['state']}, got {states} among {data['alerts']}"
             )
 
+    async def messages(self) -> list[dict[str, Any]]:
+        """Every webhook message of the organization, through ``webhookMessages``."""
+        found: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = (await self.gql(MESSAGES, after=after))["webhookMessages"]
+            found += page["nodes"]
+            if not page["pageInfo"]["hasNextPage"]:
+                return found
+            after = page["pageInfo"]["endCursor"]
+
     async def check_webhooks(self, expected: list[dict[str, Any]]) -> None:
-        pytest.fail(f"{self.where}: webhook messages are not readable through the public API yet")
+        compared = [m for m in self.emitted if m["type"].split(".")[0] in ("alert", "invoice")]
+        actual = [
+            {
+                "type": m["type"],
+                "alert": self.ref_of("alerts", m["data"].get("alert_id")),
+                "customer": self.ref_of("customers", m["data"].get("customer_id")),
+                "contract": self.ref_of("contracts", m["data"].get("contract_id")),
+                "group": m["data"].get("group", {}),
+            }
+            for m in compared
+        ]
+        extra = list(actual)
+        missing = []
+        for want in expected:
+            want = {"group": {}, **want} if want["type"].startswith("alert.") else want
+            found = next((a for a in extra if all(a[k] == v for k, v in want.items())), None)
+            if found is None:
+                missing.append(want)
+            else:
+                extra.remove(found)
+        assert not missing and not extra, (
+            f"{self.where}: webhooks: missing {missing}, unexpected {extra} among {actual}"
+        )
 
 
 CHECKS = {
@@ -361,14 +395,7 @@ def test_scenarios_are_present() -> None:
     assert SCENARIO_FILES, f"no scenario files in {SCENARIOS}"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=[WORKERS_XFAIL] if name in NEEDS_WORKERS else [])
-        for name in SCENARIO_FILES
-    ],
-    ids=list(SCENARIO_FILES),
-)
+@pytest.mark.parametrize("name", list(SCENARIO_FILES), ids=list(SCENARIO_FILES))
 async def test_scenario(env: Env, name: str) -> None:
     run = Run(env, SCENARIO_FILES[name], name)
     await run.set_up()

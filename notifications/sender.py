@@ -1,0 +1,133 @@
+"""One HTTP delivery attempt of a webhook (SPEC §10): POST, no redirects, a total time
+limit, at most 4 KiB of the response kept for the attempt log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Final, cast
+
+import httpx
+
+MAX_RESPONSE_BYTES: Final = 4096
+"""How much of a response body is read and logged (the first 4 KiB)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one delivery attempt.
+
+    ``status_code`` is ``None`` when no response status arrived (connection error,
+    timeout before the headers). ``duration_ms`` is the wall time of the whole attempt in
+    whole milliseconds (rounded, >= 0). ``response_body`` is the first 4 KiB of the
+    response body, decoded as UTF-8 with ``errors="replace"``. ``error`` says why the
+    attempt failed when the status alone does not ("timeout after 15 s", "connection
+    refused", "redirect not followed" …). ``retry_after`` is the raw ``Retry-After`` header.
+    """
+
+    status_code: int | None
+    duration_ms: int
+    response_body: str = ""
+    error: str | None = None
+    retry_after: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """A 2xx status arrived in time (and no error)."""
+        return self.error is None and self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def gone(self) -> bool:
+        """The endpoint answered ``410 Gone``: it must be disabled at once."""
+        return self.status_code == 410
+
+
+async def send(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    timeout: float,  # noqa: ASYNC109 (the whole-attempt limit, applied with asyncio.timeout)
+) -> Attempt:
+    """POST ``body`` to ``url`` once and report what happened; never raises for network
+    failures (they become ``Attempt.error``), only for programming errors: an invalid or
+    non-http(s) URL (which :func:`notifications.ssrf.check_url` refuses beforehand), an
+    invalid header, a timeout <= 0.
+
+    Sends ``content-type: application/json`` and ``accept-encoding: identity``, then
+    ``headers`` (which win on a clash). Redirects are not followed: a 3xx is a failure
+    recorded with its status. ``timeout`` (seconds, > 0) bounds the whole attempt —
+    connect, send, headers and reading the body. At most ``MAX_RESPONSE_BYTES`` of the
+    body are read from the network (the connection is then dropped), so a huge or endless
+    body costs nothing. Once the status has arrived the outcome is decided: a timeout or
+    network failure while reading the (log-only) body just ends the read, keeping what
+    arrived. Duration is measured with ``time.perf_counter``.
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    request_headers = httpx.Headers(
+        {"content-type": "application/json", "accept-encoding": "identity"}
+    )
+    request_headers.update(headers)  # case-insensitive: a given header replaces a default
+    status_code: int | None = None
+    retry_after: str | None = None
+    received = bytearray()
+    error: str | None = None
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            async with client.stream(
+                "POST",
+                url,
+                content=body,
+                headers=request_headers,
+                follow_redirects=False,
+                timeout=httpx.Timeout(timeout),
+            ) as response:
+                status_code = response.status_code
+                retry_after = response.headers.get("retry-after")
+                raw = cast(AsyncGenerator[bytes, None], response.aiter_raw())
+                async with aclosing(raw) as chunks:
+                    async for chunk in chunks:
+                        received += chunk
+                        if len(received) >= MAX_RESPONSE_BYTES:
+                            break
+    except (TimeoutError, httpx.TimeoutException):
+        if status_code is None:
+            error = f"timeout after {timeout:g} s"
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError):
+        raise
+    except httpx.TransportError as exc:
+        if status_code is None:
+            error = _describe(exc)
+    duration_ms = round((time.perf_counter() - started) * 1000)
+    if error is None and status_code is not None and 300 <= status_code < 400:
+        error = "redirect not followed"
+    return Attempt(
+        status_code=status_code,
+        duration_ms=max(duration_ms, 0),
+        response_body=bytes(received[:MAX_RESPONSE_BYTES]).decode("utf-8", errors="replace"),
+        error=error,
+        retry_after=retry_after,
+    )
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    cause: BaseException | None = exc
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.ConnectError):
+        kind = "connection failed"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        kind = "protocol error"
+    else:
+        kind = "network error"
+    detail = str(exc)
+    return f"{kind}: {detail}" if detail else kind

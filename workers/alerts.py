@@ -1,0 +1,36 @@
+"""Job: evaluate a customer's alerts and notify their transitions (SPEC §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.alert_runs import evaluate_customer
+from models.store.alerts import is_watched
+from models.store.organizations import grace_of
+from notifications.catalog import alert_transition
+from notifications.outbox import Outbox
+from notifications.pubsub import Topic, publish
+from notifications.queue import start_alert_evaluation
+from workers.context import job_context, job_redis
+
+
+async def evaluate_alerts(ctx: dict[str, Any], org_id: str, customer_id: str) -> int:
+    """Evaluate, store the states and write ``alert.triggered`` / ``alert.resolved`` in one
+    transaction; returns the number of notifications."""
+    jobs, pool = job_context(ctx), job_redis(ctx)
+    await start_alert_evaluation(pool, org_id, customer_id)
+    async with jobs.db.read() as conn:
+        if not await is_watched(conn, org_id, customer_id):
+            return 0  # no write transaction (nor lock) for customers nothing watches
+    now = jobs.clock()
+    outbox = Outbox()
+    async with jobs.db.write() as conn:
+        grace = await grace_of(conn, org_id, jobs.grace_period)
+        evaluated = await evaluate_customer(conn, org_id, customer_id, now, grace)
+        notified = [e for e in evaluated if e.transition.notification is not None]
+        for e in notified:
+            await outbox.emit(conn, org_id, alert_transition(e.rule, e.transition), now)
+    await outbox.dispatch(pool)
+    if evaluated:
+        await publish(pool, Topic.ALERTS, org_id, [customer_id])
+    return len(notified)

@@ -1,0 +1,105 @@
+"""Jobs: deliver one webhook attempt (SPEC §10), and the sweeper that re-enqueues what
+Redis lost. The delivery row is the truth; a job only acts on a due, unleased delivery."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+from billing.errors import ValidationError
+from models.store.webhook_deliveries import (
+    AttemptLog,
+    Leased,
+    due_deliveries,
+    fail_pending,
+    lease_delivery,
+    record_attempt,
+)
+from models.store.webhook_endpoints import disable_endpoint, record_health
+from notifications.catalog import endpoint_disabled
+from notifications.outbox import Outbox
+from notifications.queue import enqueue_deliveries
+from notifications.retry import JITTER, next_delay, parse_retry_after, should_disable
+from notifications.sender import Attempt, send
+from notifications.signing import signature_headers
+from notifications.ssrf import check_destination
+from workers.context import JobContext, job_context, job_redis
+
+SWEEP_BATCH = 1000
+
+
+async def _attempt(jobs: JobContext, leased: Leased, now: datetime) -> Attempt:
+    endpoint = leased.endpoint
+    if not endpoint.enabled:
+        return Attempt(None, 0, error="the endpoint is disabled or deleted")
+    try:
+        await check_destination(endpoint.url, jobs.webhooks.allowed_private)
+    except ValidationError as refused:
+        return Attempt(None, 0, error=f"refused: {refused.message}")
+    headers = signature_headers(leased.message_id, now, leased.body, endpoint.signing_secrets(now))
+    return await send(jobs.http, endpoint.url, headers, leased.body.encode(), jobs.webhooks.timeout)
+
+
+async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
+    """Send one attempt of a delivery, log it, and schedule the next attempt after a
+    failure (``429``/``503`` honour ``Retry-After`` within the schedule's bound). ``410``
+    disables the endpoint at once; so does failing every attempt for ``disable_after``.
+    Returns what happened: skipped | succeeded | retrying | failed."""
+    jobs, pool = job_context(ctx), job_redis(ctx)
+    now = jobs.clock()
+    async with jobs.db.write() as conn:
+        leased = await lease_delivery(conn, delivery_id, now, jobs.webhooks.lease)
+    if leased is None:
+        return "skipped"
+    attempt = await _attempt(jobs, leased, now)
+    done = jobs.clock()
+    retry_at = None
+    if not attempt.succeeded and not attempt.gone and leased.endpoint.enabled:
+        retry_after = (
+            parse_retry_after(attempt.retry_after, done)
+            if attempt.status_code in (429, 503)
+            else None
+        )
+        delay = next_delay(
+            leased.attempts + 1,
+            jobs.webhooks.schedule,
+            random.uniform(-JITTER, JITTER),
+            retry_after,
+        )
+        retry_at = None if delay is None else done + delay
+    outbox = Outbox()
+    endpoint = leased.endpoint
+    async with jobs.db.write() as conn:
+        reason = None
+        if endpoint.enabled:
+            failing_since = await record_health(conn, endpoint.id, attempt.succeeded, done)
+            if attempt.gone:
+                reason = "the endpoint answered 410 Gone"
+            elif should_disable(failing_since, done, jobs.webhooks.disable_after):
+                reason = f"every attempt failed since {failing_since:%Y-%m-%dT%H:%M:%SZ}"
+        if reason is not None and await disable_endpoint(conn, endpoint.id, reason, done):
+            await fail_pending(conn, endpoint.id, done)
+            event = endpoint_disabled(endpoint.id, endpoint.url, reason)
+            await outbox.emit(conn, leased.org_id, event, done)
+            retry_at = None
+        log = AttemptLog(
+            attempt.status_code, attempt.duration_ms, attempt.response_body, attempt.error
+        )
+        await record_attempt(
+            conn, leased, log, done, succeeded=attempt.succeeded, retry_at=retry_at
+        )
+    await outbox.dispatch(pool)
+    if retry_at is not None:
+        await enqueue_deliveries(pool, [(delivery_id, retry_at)])
+    return "succeeded" if attempt.succeeded else "retrying" if retry_at else "failed"
+
+
+async def outbox_sweeper(ctx: dict[str, Any]) -> int:
+    """Re-enqueue pending deliveries that are due and not being sent (their job was lost
+    with Redis, or never enqueued); duplicates of a queued job are ignored by ARQ."""
+    jobs, pool = job_context(ctx), job_redis(ctx)
+    async with jobs.db.read() as conn:
+        due = await due_deliveries(conn, jobs.clock(), SWEEP_BATCH)
+    await enqueue_deliveries(pool, due)
+    return len(due)
