@@ -100,3 +100,28 @@ async def test_an_organization_wide_alert_watches_every_customer(env: Env) -> No
     assert await states(env, acme.customer_id, alert_id) == ["IN_ALARM"]
     (triggered,) = await messages(env, "alert.triggered")
     assert triggered["data"]["customer_id"] == acme.customer_id
+
+
+TOKEN = """mutation($id: ID!) { createCustomerToken(input: {customerId: $id}) { token } }"""
+ARCHIVE = "mutation($id: ID!) { archiveAlert(id: $id) { id archivedAt } }"
+
+
+async def test_a_customer_sets_its_own_budget_alert_and_is_notified(env: Env) -> None:
+    acme = await shop(env)
+    token = (await data(env, TOKEN, id=acme.customer_id))["createCustomerToken"]["token"]
+    value = {
+        "name": "My budget",
+        "alertType": "SPEND_THRESHOLD_REACHED",
+        "threshold": "1.00",
+        "customerId": acme.customer_id,
+    }
+    alert_id = (await data(env, CREATE_ALERT, token, input=value))["createAlert"]["id"]
+    await send(env, llm("a", "acme", 150))
+    await env.run_jobs()
+    (triggered,) = await messages(env, "alert.triggered")
+    assert triggered["data"]["alert_id"] == alert_id
+    archived = (await data(env, ARCHIVE, token, id=alert_id))["archiveAlert"]
+    assert archived["archivedAt"] is not None
+    await send(env, llm("b", "acme", 150))
+    await env.run_jobs()
+    assert len(await messages(env, "alert.triggered")) == 1  # archived: evaluated no more

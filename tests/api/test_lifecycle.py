@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 
 from tests.api.support import data, edit, shop
-from tests.api.worker_support import at, messages
+from tests.api.worker_support import CREATE_RULE, at, messages
 from tests.conftest import Env
 from workers.lifecycle import lifecycle_scheduler
 from workers.worker import build_worker
 
-CREATE_RULE = """
-mutation($input: CreateOffsetRuleInput!) { createOffsetRule(input: $input) { id offset } }"""
 CREDIT = {
     "name": "May credit",
     "amount": "5.00",
@@ -79,3 +77,21 @@ async def test_editing_the_end_date_reschedules_the_pending_end(env: Env) -> Non
     env.clock.set(at("2026-07-01T00:00:01Z"))
     await env.run_jobs()
     assert len(await messages(env, "contract.ended")) == 1
+
+
+async def test_a_recurring_credit_starts_a_new_segment_every_period(env: Env) -> None:
+    monthly = {
+        "name": "Monthly",
+        "amount": "9.00",
+        "frequency": "MONTHLY",
+        "startingAt": "2026-04-01T00:00:00Z",
+    }
+    acme = await shop(env, recurringCredits=[monthly])
+    env.clock.set(at("2026-06-01T00:00:10Z"))
+    await env.run_jobs()
+    started = await messages(env, "credit.segment_started")
+    # April's segment started before the contract was created; May and June are notified
+    assert [m["data"]["at"] for m in started] == ["2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"]
+    assert {m["data"]["contract_id"] for m in started} == {acme.contract_id}
+    ended = await messages(env, "credit.segment_ended")
+    assert [m["data"]["at"] for m in ended] == ["2026-05-01T00:00:00Z", "2026-06-01T00:00:00Z"]

@@ -9,6 +9,12 @@ from typing import Any
 from models.store.webhook_messages import messages_page
 from tests.conftest import Env
 
+RULE = "id name trigger offset createdAt"
+CREATE_RULE = f"""
+mutation($input: CreateOffsetRuleInput!) {{ createOffsetRule(input: $input) {{ {RULE} }} }}"""
+ARCHIVE_RULE = f"mutation($id: ID!) {{ archiveOffsetRule(id: $id) {{ {RULE} }} }}"
+RULES = f"{{ offsetRules {{ {RULE} }} }}"
+
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
