@@ -15,7 +15,13 @@ from billing.periods import add_months
 from models.customers import Customer
 from models.drafts import drafts_of_customers
 from models.store import dialect
-from models.store.alerts import alerts_of_customers, save_statuses
+from models.store.alert_requests import mark_evaluated, requests_seen
+from models.store.alerts import (
+    alerts_of_customers,
+    evaluated_alerts,
+    mark_alerts_evaluated,
+    save_statuses,
+)
 from models.store.contracts import contracts_of_customers
 from models.store.metrics import active_metrics
 from models.store.rollup_reads import window_partials
@@ -44,14 +50,18 @@ async def evaluate_customer(
     Evaluations of one customer take turns (the customer's row is locked until commit),
     so two runs never both see the old state and notify twice. The open period is the
     one holding ``now`` (of the customer's first contract; the UTC month without one).
-    An alert is evaluated "on create" for a customer it has never evaluated and that
-    existed when the alert was created."""
+    An alert is evaluated "on create" only the first time it is evaluated for a customer
+    that existed when it was created (a marker remembers that first time, so groups that
+    appear later, or a reset, never count as the creation's). The evaluation answers every
+    request made before it took the lock (``alert_evaluations``); later ones stay pending."""
     query = select(customers.c.created_at).where(
         (customers.c.org_id == org_id) & (customers.c.id == customer_id)
     )
     if not dialect.is_sqlite(conn):
         query = query.with_for_update()
     created = (await conn.execute(query)).scalar_one_or_none()
+    seen = await requests_seen(conn, org_id, customer_id)
+    await mark_evaluated(conn, org_id, customer_id, seen)
     records = (await alerts_of_customers(conn, org_id, [customer_id]))[customer_id]
     if created is None or not records:
         return []
@@ -79,12 +89,15 @@ async def evaluate_customer(
     snapshot = CustomerSnapshot(
         customer_id, now, current, usage, [v for found in drafts for v in found.balances]
     )
+    before = await evaluated_alerts(conn, org_id, customer_id)
     evaluated: list[Evaluated] = []
     for record in records:
         states = {status.group: status for status in record.statuses}
-        on_create = not states and created <= record.created_at
+        on_create = record.rule.id not in before and created <= record.created_at
         for transition in evaluate(record.rule, snapshot, metrics, states, on_create):
             if transition.status != states.get(transition.status.group):
                 evaluated.append(Evaluated(record.rule, transition))
     await save_statuses(conn, org_id, [e.transition.status for e in evaluated], now)
+    firsts = [r.rule.id for r in records if r.rule.id not in before]
+    await mark_alerts_evaluated(conn, org_id, customer_id, firsts, now)
     return evaluated

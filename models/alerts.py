@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -36,3 +36,18 @@ class AlertStateRow(SQLModel, table=True):
     state: str = Field(max_length=20)
     latched: bool = Field(default=False)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AlertEvaluationRow(SQLModel, table=True):
+    """What a customer's alerts still have to see: ``requests`` counts the changes asked to
+    be evaluated, ``evaluated`` the count the last finished evaluation had seen. The
+    database keeps the request, so a job lost with Redis is swept up again."""
+
+    __tablename__ = "alert_evaluations"
+    __table_args__ = (Index("ix_alert_evaluations_requested", "requested_at"),)
+
+    org_id: str = Field(primary_key=True, max_length=40)
+    customer_id: str = Field(primary_key=True, foreign_key="customers.id", max_length=40)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    evaluated: int = Field(default=0, sa_type=BigInteger)
+    requested_at: datetime = Field(sa_type=UTCDateTime)

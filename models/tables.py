@@ -3,7 +3,7 @@
 from sqlalchemy import Table
 from sqlmodel import SQLModel
 
-from models.alerts import AlertRow, AlertStateRow
+from models.alerts import AlertEvaluationRow, AlertRow, AlertStateRow
 from models.audit import AuditEntry
 from models.catalog import ProductRow, RateCardRow, RateRow, UniquenessKey
 from models.contracts import ContractEdit, ContractRow
@@ -31,6 +31,7 @@ def table(model: type[SQLModel]) -> Table:
 
 
 __all__ = [
+    "AlertEvaluationRow",
     "AlertRow",
     "AlertStateRow",
     "ApiKey",

@@ -47,11 +47,11 @@ def next_delay(
     ``None``. ``jitter`` is a fraction in ``[-JITTER, JITTER]`` drawn by the caller.
 
     Without ``retry_after`` the delay is ``scheduled × (1 + jitter)``. With it (a 429/503
-    ``Retry-After``), the delay is ``retry_after`` capped at this step's upper bound
-    ``scheduled × (1 + JITTER)``: an earlier Retry-After is honoured as is.
+    ``Retry-After``), the delay is ``retry_after`` kept within this step's bounds
+    ``scheduled × (1 ± JITTER)``: the server picks the moment inside the step's window,
+    and a ``Retry-After: 0`` on every answer cannot burn the attempts in seconds.
 
-    Invariants: the result is never negative and never above ``scheduled × (1 + JITTER)``;
-    without ``retry_after`` it is at least ``scheduled × (1 - JITTER)``. Durations are
+    Invariants: the result is always within ``scheduled × (1 ± JITTER)``. Durations are
     ``timedelta`` (microsecond resolution, float products rounded half-even by ``timedelta``).
 
     Raises ``ValueError`` for ``failed_attempts < 1`` or a jitter outside the bound.
@@ -64,10 +64,9 @@ def next_delay(
         return None
     scheduled = max(schedule[failed_attempts - 1], timedelta(0))
     upper = scheduled * (1 + JITTER)
-    if retry_after is not None:
-        return min(max(retry_after, timedelta(0)), upper)
     lower = scheduled * (1 - JITTER)
-    return min(max(scheduled * (1 + jitter), lower), upper)
+    wanted = scheduled * (1 + jitter) if retry_after is None else retry_after
+    return min(max(wanted, lower), upper)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from billing.events import Rejection, storable, validate_event
 from billing.metering import UsageEvent
+from models.store.alert_requests import request_evaluations
 from models.store.api_keys import record_use
 from models.store.ingest import BatchOutcome, record_batch
 from notifications.pubsub import Topic, publish
@@ -94,6 +95,7 @@ async def ingest(request: Request) -> Response:
     async with services.db.write() as conn:
         await record_use(conn, principal, now)
         outcome = await record_batch(conn, principal.org_id, valid, now)
+        watched = await request_evaluations(conn, principal.org_id, outcome.customers, now)
     await publish(services.redis, Topic.USAGE, principal.org_id, outcome.customers)
-    await enqueue_alert_evaluation(services.redis, principal.org_id, outcome.customers)
+    await enqueue_alert_evaluation(services.redis, principal.org_id, watched)
     return json_response(report(raw, rejected, outcome))

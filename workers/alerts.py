@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from models.alert_runs import evaluate_customer
-from models.store.alerts import is_watched
 from models.store.organizations import grace_of
 from notifications.catalog import alert_transition
 from notifications.outbox import Outbox
@@ -19,9 +18,6 @@ async def evaluate_alerts(ctx: dict[str, Any], org_id: str, customer_id: str) ->
     transaction; returns the number of notifications."""
     jobs, pool = job_context(ctx), job_redis(ctx)
     await start_alert_evaluation(pool, org_id, customer_id)
-    async with jobs.db.read() as conn:
-        if not await is_watched(conn, org_id, customer_id):
-            return 0  # no write transaction (nor lock) for customers nothing watches
     now = jobs.clock()
     outbox = Outbox()
     async with jobs.db.write() as conn:

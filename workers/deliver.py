@@ -1,25 +1,28 @@
 """Jobs: deliver one webhook attempt (SPEC §10), and the sweeper that re-enqueues what
-Redis lost. The delivery row is the truth; a job only acts on a due, unleased delivery."""
+Redis lost (deliveries and alert evaluations). The delivery row is the truth; a job only
+acts on a due, unleased delivery."""
 
 from __future__ import annotations
 
+import asyncio
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from billing.errors import ValidationError
+from models.store.alert_requests import pending_evaluations
 from models.store.webhook_deliveries import (
     AttemptLog,
     Leased,
     due_deliveries,
-    fail_pending,
     lease_delivery,
     record_attempt,
 )
 from models.store.webhook_endpoints import disable_endpoint, record_health
+from models.store.webhook_messages import fail_pending
 from notifications.catalog import endpoint_disabled
 from notifications.outbox import Outbox
-from notifications.queue import enqueue_deliveries
+from notifications.queue import enqueue_alert_evaluation, enqueue_deliveries
 from notifications.retry import JITTER, next_delay, parse_retry_after, should_disable
 from notifications.sender import Attempt, send
 from notifications.signing import signature_headers
@@ -27,16 +30,18 @@ from notifications.ssrf import check_destination
 from workers.context import JobContext, job_context, job_redis
 
 SWEEP_BATCH = 1000
+EVALUATION_SLACK = timedelta(seconds=10)  # the normal path's time to evaluate
 
 
 async def _attempt(jobs: JobContext, leased: Leased, now: datetime) -> Attempt:
     endpoint = leased.endpoint
-    if not endpoint.enabled:
-        return Attempt(None, 0, error="the endpoint is disabled or deleted")
     try:
-        await check_destination(endpoint.url, jobs.webhooks.allowed_private)
+        async with asyncio.timeout(jobs.webhooks.timeout):
+            await check_destination(endpoint.url, jobs.webhooks.allowed_private)
     except ValidationError as refused:
         return Attempt(None, 0, error=f"refused: {refused.message}")
+    except TimeoutError:
+        return Attempt(None, 0, error=f"refused: {endpoint.url} did not resolve in time")
     headers = signature_headers(leased.message_id, now, leased.body, endpoint.signing_secrets(now))
     return await send(jobs.http, endpoint.url, headers, leased.body.encode(), jobs.webhooks.timeout)
 
@@ -50,12 +55,15 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     now = jobs.clock()
     async with jobs.db.write() as conn:
         leased = await lease_delivery(conn, delivery_id, now, jobs.webhooks.lease)
+        if leased is not None and not leased.endpoint.enabled:
+            await fail_pending(conn, leased.endpoint.id, now)  # replayed to a disabled one
+            leased = None
     if leased is None:
         return "skipped"
     attempt = await _attempt(jobs, leased, now)
     done = jobs.clock()
     retry_at = None
-    if not attempt.succeeded and not attempt.gone and leased.endpoint.enabled:
+    if not attempt.succeeded and not attempt.gone:
         retry_after = (
             parse_retry_after(attempt.retry_after, done)
             if attempt.status_code in (429, 503)
@@ -72,14 +80,12 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     endpoint = leased.endpoint
     async with jobs.db.write() as conn:
         reason = None
-        if endpoint.enabled:
-            failing_since = await record_health(conn, endpoint.id, attempt.succeeded, done)
-            if attempt.gone:
-                reason = "the endpoint answered 410 Gone"
-            elif should_disable(failing_since, done, jobs.webhooks.disable_after):
-                reason = f"every attempt failed since {failing_since:%Y-%m-%dT%H:%M:%SZ}"
+        failing_since = await record_health(conn, endpoint.id, attempt.succeeded, done)
+        if attempt.gone:
+            reason = "the endpoint answered 410 Gone"
+        elif should_disable(failing_since, done, jobs.webhooks.disable_after):
+            reason = f"every attempt failed since {failing_since:%Y-%m-%dT%H:%M:%SZ}"
         if reason is not None and await disable_endpoint(conn, endpoint.id, reason, done):
-            await fail_pending(conn, endpoint.id, done)
             event = endpoint_disabled(endpoint.id, endpoint.url, reason)
             await outbox.emit(conn, leased.org_id, event, done)
             retry_at = None
@@ -96,10 +102,16 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
 
 
 async def outbox_sweeper(ctx: dict[str, Any]) -> int:
-    """Re-enqueue pending deliveries that are due and not being sent (their job was lost
-    with Redis, or never enqueued); duplicates of a queued job are ignored by ARQ."""
+    """Re-enqueue what the database says is owed and Redis may have lost: pending
+    deliveries that are due and not being sent, and alert evaluations requested more than
+    ``EVALUATION_SLACK`` ago and not done. Duplicates of a queued job are ignored by ARQ.
+    Returns how many jobs were asked for."""
     jobs, pool = job_context(ctx), job_redis(ctx)
+    now = jobs.clock()
     async with jobs.db.read() as conn:
-        due = await due_deliveries(conn, jobs.clock(), SWEEP_BATCH)
+        due = await due_deliveries(conn, now, SWEEP_BATCH)
+        owed = await pending_evaluations(conn, now - EVALUATION_SLACK, SWEEP_BATCH)
     await enqueue_deliveries(pool, due)
-    return len(due)
+    for org_id, customer_id in owed:
+        await enqueue_alert_evaluation(pool, org_id, [customer_id])
+    return len(due) + len(owed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from models.finalization import due_periods, finalize_due
+from models.store.alert_requests import request_evaluations
 from models.store.contracts import live_contracts_everywhere
 from models.store.invoices import closed_periods
 from models.store.organizations import grace_of
@@ -29,12 +30,13 @@ async def finalize_invoices(ctx: dict[str, Any]) -> int:
             for org_id, record in contracts
             if due_periods(record.contract, now, graces[org_id])
         ]
+        by_org: dict[str, list[str]] = {}
+        for org_id, contract in candidates:
+            by_org.setdefault(org_id, []).append(contract.id)
         closed = {
             key
-            for org_id in {o for o, _ in candidates}
-            for key in await closed_periods(
-                conn, org_id, [c.id for o, c in candidates if o == org_id]
-            )
+            for org_id, contract_ids in by_org.items()
+            for key in await closed_periods(conn, org_id, contract_ids, include_void=True)
         }
     finalized = 0
     for org_id, contract in candidates:
@@ -47,9 +49,12 @@ async def finalize_invoices(ctx: dict[str, Any]) -> int:
             for s in stored:
                 event = invoice_changed(EventType.INVOICE_FINALIZED, s.id, s.invoice, s.late_events)
                 await outbox.emit(conn, org_id, event, now)
+            watched = await request_evaluations(
+                conn, org_id, [contract.customer_id] if stored else [], now
+            )
         if stored:
             finalized += len(stored)
             await outbox.dispatch(pool)
             await publish(pool, Topic.BALANCE, org_id, [contract.customer_id])
-            await enqueue_alert_evaluation(pool, org_id, [contract.customer_id])
+            await enqueue_alert_evaluation(pool, org_id, watched)
     return finalized

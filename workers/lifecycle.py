@@ -2,9 +2,10 @@
 re-evaluation when a period rolls over or a balance segment starts or ends.
 
 Every occurrence is computed from the contract as it is now (so an edit reschedules
-what is pending) and fires once: its key is claimed in the same transaction as its
-message, and a key already claimed by another scheduler is skipped. Instants before the
-contract was created (or, for an offset rule, before the rule was) never fire."""
+what is pending) and fires once: its key, (rule or "system", type, object), is claimed in
+the same transaction as its message, and a key already claimed by another scheduler, or
+fired before an edit moved its date, is skipped. Instants before the contract was created
+(or, for an offset rule, before the rule was) never fire."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from billing.schedules import (
     lifecycle_occurrences,
     offset_occurrences,
 )
+from models.store.alert_requests import request_evaluations
 from models.store.contracts import ContractRecord, live_contracts_everywhere
 from models.store.lifecycle import claim_occurrence, handled_keys, offset_rules_of
 from notifications.catalog import WebhookEvent, lifecycle, offset_notification
@@ -32,8 +34,8 @@ Due = tuple[str, WebhookEvent | None]
 """(occurrence key, its message; None for a period roll-over, which only re-evaluates)."""
 
 
-def _key(owner: str, kind: str, object_id: str, at: datetime) -> str:
-    return f"{owner}|{kind}|{object_id}|{at.isoformat()}"
+def _key(owner: str, kind: str, object_id: str) -> str:
+    return f"{owner}|{kind}|{object_id}"
 
 
 def _horizon(rules: Sequence[OffsetRule]) -> timedelta:
@@ -52,29 +54,29 @@ def due_occurrences(
     since = record.created_at
     customer_id = contract.customer_id
     found = lifecycle_occurrences(contract, now + _horizon(rules))
-    system: list[tuple[datetime, Due]] = [
-        (o.at, (_key("system", o.type.value, o.object_id, o.at), lifecycle(o, customer_id)))
+    due: list[tuple[datetime, Due]] = [
+        (o.at, (_key("system", o.type.value, o.object_id), lifecycle(o, customer_id)))
         for o in found
         if since <= o.at <= now
     ]
     offsets: list[OffsetOccurrence] = [d for r in rules for d in offset_occurrences(r, found)]
-    system += [
+    due += [
         (
             d.at,
             (
-                _key(d.rule_id, d.type, d.occurrence.object_id, d.occurrence.at),
+                _key(d.rule_id, d.type, d.occurrence.object_id),
                 offset_notification(d, customer_id),
             ),
         )
         for d in offsets
         if since <= d.at <= now
     ]
-    system += [
-        (p.starting_at, (_key("period", "started", contract.id, p.starting_at), None))
+    due += [
+        (p.starting_at, (_key("period", contract.id, p.starting_at.isoformat()), None))
         for p in periods(contract.schedule, now)
         if since < p.starting_at <= now
     ]
-    return [due for _, due in sorted(system, key=lambda item: (item[0], item[1][0]))]
+    return [item for _, item in sorted(due, key=lambda pair: (pair[0], pair[1][0]))]
 
 
 async def lifecycle_scheduler(ctx: dict[str, Any]) -> int:
@@ -105,9 +107,10 @@ async def lifecycle_scheduler(ctx: dict[str, Any]) -> int:
                 if event is not None:
                     await outbox.emit(conn, org_id, event, now)
                     fired += 1
-        if claimed:
             customer_id = record.contract.customer_id
+            watched = await request_evaluations(conn, org_id, [customer_id] if claimed else [], now)
+        if claimed:
             await outbox.dispatch(pool)
             await publish(pool, Topic.BALANCE, org_id, [customer_id])
-            await enqueue_alert_evaluation(pool, org_id, [customer_id])
+            await enqueue_alert_evaluation(pool, org_id, watched)
     return fired

@@ -1,5 +1,6 @@
-"""Webhook hub (endpoints, outbox, deliveries, attempts), offset rules, handled lifecycle
-occurrences; invoices keep their usage cutoff, one live invoice per (contract, period)
+"""Webhook hub (endpoints, outbox, deliveries, attempts), alert evaluation requests, offset
+rules, handled lifecycle occurrences; invoices keep their usage cutoff, one live invoice
+per (contract, period)
 
 Revision ID: 0006
 Revises: 0005
@@ -21,6 +22,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "alert_evaluations",
+        sa.Column("org_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("customer_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("requests", sa.BigInteger(), nullable=False),
+        sa.Column("evaluated", sa.BigInteger(), nullable=False),
+        sa.Column("requested_at", models.types.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"]),
+        sa.PrimaryKeyConstraint("org_id", "customer_id"),
+    )
+    with op.batch_alter_table("alert_evaluations", schema=None) as batch_op:
+        batch_op.create_index("ix_alert_evaluations_requested", ["requested_at"], unique=False)
+
     op.create_table(
         "lifecycle_handled",
         sa.Column("org_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -171,6 +185,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("alert_evaluations")
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.drop_index(
             "ux_invoices_live_period",

@@ -24,6 +24,9 @@ from models.tables import table
 
 alerts = table(AlertRow)
 states = table(AlertStateRow)
+EVALUATED = "evaluated"
+"""The ``group_hash`` of a marker row: the alert has been evaluated for the customer (so no
+later evaluation is its creation's, whatever groups appear)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,11 @@ async def _statuses(
     found: dict[str, list[AlertStatus]] = {}
     if not alert_ids:
         return found
-    query = select(states).where((states.c.org_id == org_id) & states.c.alert_id.in_(alert_ids))
+    query = select(states).where(
+        (states.c.org_id == org_id)
+        & states.c.alert_id.in_(alert_ids)
+        & (states.c.group_hash != EVALUATED)
+    )
     if customer_ids is not None:
         query = query.where(states.c.customer_id.in_(customer_ids))
     for s in await conn.execute(query.order_by(states.c.customer_id, states.c.group_json)):
@@ -198,15 +205,34 @@ async def reset_statuses(
     )
 
 
-async def is_watched(conn: AsyncConnection, org_id: str, customer_id: str) -> bool:
-    """Whether a live alert watches the customer (its own or an organization-wide one)."""
-    query = (
-        select(alerts.c.id)
-        .where(
-            (alerts.c.org_id == org_id)
-            & alerts.c.archived_at.is_(None)
-            & or_(alerts.c.customer_id == customer_id, alerts.c.customer_id.is_(None))
-        )
-        .limit(1)
+async def evaluated_alerts(conn: AsyncConnection, org_id: str, customer_id: str) -> set[str]:
+    """The alerts already evaluated for the customer at least once."""
+    query = select(states.c.alert_id).where(
+        (states.c.org_id == org_id)
+        & (states.c.customer_id == customer_id)
+        & (states.c.group_hash == EVALUATED)
     )
-    return (await conn.execute(query)).first() is not None
+    return {alert_id for (alert_id,) in await conn.execute(query)}
+
+
+async def mark_alerts_evaluated(
+    conn: AsyncConnection, org_id: str, customer_id: str, alert_ids: Sequence[str], now: datetime
+) -> None:
+    if alert_ids:
+        insert = dialect.insert(conn, states).on_conflict_do_nothing()
+        await conn.execute(
+            insert,
+            [
+                {
+                    "org_id": org_id,
+                    "alert_id": alert_id,
+                    "customer_id": customer_id,
+                    "group_hash": EVALUATED,
+                    "group_json": "",
+                    "state": AlertState.EVALUATING.value,
+                    "latched": False,
+                    "updated_at": now,
+                }
+                for alert_id in alert_ids
+            ],
+        )

@@ -19,6 +19,7 @@ from models.store.pages import check_first, cursor_of, page
 from models.tables import table
 
 invoices = table(InvoiceRow)
+IN_CHUNK = 5000  # ids per IN list (PostgreSQL takes at most 32,767 bound parameters)
 ledger = table(LedgerEntryRow)
 
 
@@ -103,18 +104,26 @@ async def first_invoice_pages(
 
 
 async def closed_periods(
-    conn: AsyncConnection, org_id: str, contract_ids: Sequence[str]
+    conn: AsyncConnection,
+    org_id: str,
+    contract_ids: Sequence[str],
+    *,
+    include_void: bool = False,
 ) -> set[tuple[str, datetime]]:
-    """(contract id, period start) of every period with a finalized invoice: those periods
-    have no draft any more."""
-    if not contract_ids:
-        return set()
-    query = select(invoices.c.contract_id, invoices.c.starting_at).where(
-        (invoices.c.org_id == org_id)
-        & invoices.c.contract_id.in_(sorted(set(contract_ids)))
-        & (invoices.c.status != InvoiceStatus.VOID.value)
-    )
-    return {(contract_id, start) for contract_id, start in await conn.execute(query)}
+    """(contract id, period start) of every period with a finalized invoice (those periods
+    have no draft any more); with ``include_void``, also those whose invoice was voided
+    (the finalizer leaves them to ``regenerateInvoice``)."""
+    found: set[tuple[str, datetime]] = set()
+    wanted = sorted(set(contract_ids))
+    for chunk in range(0, len(wanted), IN_CHUNK):
+        query = select(invoices.c.contract_id, invoices.c.starting_at).where(
+            (invoices.c.org_id == org_id)
+            & invoices.c.contract_id.in_(wanted[chunk : chunk + IN_CHUNK])
+        )
+        if not include_void:
+            query = query.where(invoices.c.status != InvoiceStatus.VOID.value)
+        found.update((contract_id, start) for contract_id, start in await conn.execute(query))
+    return found
 
 
 async def ledgers_of(

@@ -14,6 +14,7 @@ from billing.schedules import LifecycleEvent, OffsetRule, parse_duration
 from models.ids import new_id
 from models.lifecycle import HandledOccurrence, OffsetRuleRow
 from models.store import dialect
+from models.store.invoices import IN_CHUNK
 from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 
@@ -83,10 +84,14 @@ async def offset_rules_of(
 
 async def handled_keys(conn: AsyncConnection, contract_ids: Sequence[str]) -> set[str]:
     """The occurrence keys already handled for these contracts."""
-    if not contract_ids:
-        return set()
-    query = select(handled.c.key).where(handled.c.contract_id.in_(sorted(set(contract_ids))))
-    return {key for (key,) in await conn.execute(query)}
+    found: set[str] = set()
+    wanted = sorted(set(contract_ids))
+    for chunk in range(0, len(wanted), IN_CHUNK):
+        query = select(handled.c.key).where(
+            handled.c.contract_id.in_(wanted[chunk : chunk + IN_CHUNK])
+        )
+        found.update(key for (key,) in await conn.execute(query))
+    return found
 
 
 async def claim_occurrence(

@@ -36,6 +36,10 @@ class Leased:
     body: str
     attempts: int
     endpoint: Endpoint
+    leased_until: datetime
+
+
+ERROR_CHARS = 500  # the attempts' error column
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,15 @@ class AttemptLog:
     error: str | None
 
 
+DUE_TOLERANCE = timedelta(seconds=1)
+"""A job may run this much before its delivery's time (ARQ's schedule is in milliseconds
+of another clock) and still take it."""
+
+
 def _claimable(now: datetime) -> Any:
     return (
         (deliveries.c.status == PENDING)
-        & (deliveries.c.next_attempt_at <= now)
+        & (deliveries.c.next_attempt_at <= now + DUE_TOLERANCE)
         & or_(deliveries.c.leased_until.is_(None), deliveries.c.leased_until <= now)
     )
 
@@ -59,10 +68,11 @@ async def lease_delivery(
 ) -> Leased | None:
     """Take a due, unleased, pending delivery for ``lease``; None if it is not due, leased
     by another worker, or settled (so duplicate jobs do nothing)."""
+    until = now + lease
     result = await conn.execute(
         update(deliveries)
         .where((deliveries.c.id == delivery_id) & _claimable(now))
-        .values(leased_until=now + lease)
+        .values(leased_until=until)
     )
     if not result.rowcount:
         return None
@@ -76,7 +86,13 @@ async def lease_delivery(
         await conn.execute(select(endpoints).where(endpoints.c.id == row.endpoint_id))
     ).one()
     return Leased(
-        delivery_id, row.org_id, row.message_id, row.body, row.attempts, endpoint_of(endpoint_row)
+        delivery_id,
+        row.org_id,
+        row.message_id,
+        row.body,
+        row.attempts,
+        endpoint_of(endpoint_row),
+        until,
     )
 
 
@@ -90,7 +106,8 @@ async def record_attempt(
     retry_at: datetime | None,
 ) -> None:
     """Log an attempt and settle the delivery: succeeded, pending again at ``retry_at``,
-    or failed (no retry left)."""
+    or failed (no retry left); unless the lease was lost meanwhile (a replay or another
+    worker took over), then the attempt is only logged."""
     await conn.execute(
         attempts.insert().values(
             id=new_id("what"),
@@ -100,13 +117,16 @@ async def record_attempt(
             status_code=log.status_code,
             duration_ms=log.duration_ms,
             response_body=log.response_body,
-            error=log.error,
+            error=None if log.error is None else log.error[:ERROR_CHARS],
         )
     )
     status = SUCCEEDED if succeeded else PENDING if retry_at is not None else FAILED
     await conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == leased.delivery_id)
+        .where(
+            (deliveries.c.id == leased.delivery_id)
+            & (deliveries.c.leased_until == leased.leased_until)
+        )
         .values(
             status=status,
             attempts=deliveries.c.attempts + 1,
@@ -114,15 +134,6 @@ async def record_attempt(
             leased_until=None,
             updated_at=now,
         )
-    )
-
-
-async def fail_pending(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
-    """Stop every pending delivery to a disabled endpoint (replay resumes them)."""
-    await conn.execute(
-        update(deliveries)
-        .where((deliveries.c.endpoint_id == endpoint_id) & (deliveries.c.status == PENDING))
-        .values(status=FAILED, next_attempt_at=None, leased_until=None, updated_at=now)
     )
 
 
@@ -138,13 +149,9 @@ async def due_deliveries(conn: AsyncConnection, now: datetime, limit: int) -> li
 
 
 def _again(now: datetime) -> dict[str, Any]:
-    return {
-        "status": PENDING,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "leased_until": None,
-        "updated_at": now,
-    }
+    """Pending and due now; a lease in force is kept, so an attempt being sent is never
+    sent twice at once."""
+    return {"status": PENDING, "attempts": 0, "next_attempt_at": now, "updated_at": now}
 
 
 async def replay_message(

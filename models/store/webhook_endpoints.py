@@ -14,6 +14,7 @@ from billing.errors import NotFoundError
 from models.ids import new_id
 from models.store.pages import page
 from models.store.uniqueness import claim_uniqueness_key
+from models.store.webhook_messages import fail_pending
 from models.tables import table
 from models.webhooks import WebhookEndpointRow
 
@@ -139,6 +140,8 @@ async def update_endpoint(
         .where(_live(org_id) & (endpoints.c.id == endpoint_id))
         .values(updated_at=now, **values)
     )
+    if values.get("enabled") is False:
+        await fail_pending(conn, endpoint_id, now)
     return await endpoint_by_id(conn, org_id, endpoint_id)
 
 
@@ -152,6 +155,7 @@ async def delete_endpoint(
         .where(endpoints.c.id == endpoint_id)
         .values(deleted_at=now, enabled=False, updated_at=now)
     )
+    await fail_pending(conn, endpoint_id, now)
 
 
 async def rotate_secret(
@@ -212,11 +216,13 @@ async def record_health(
 async def disable_endpoint(
     conn: AsyncConnection, endpoint_id: str, reason: str, now: datetime
 ) -> bool:
-    """Disable an enabled endpoint; False if it was already disabled (so the
-    ``webhook_endpoint.disabled`` message is written once)."""
+    """Disable an enabled endpoint and fail its pending deliveries (replay resumes them);
+    False if it was already disabled (so ``webhook_endpoint.disabled`` is written once)."""
     result = await conn.execute(
         update(endpoints)
         .where((endpoints.c.id == endpoint_id) & endpoints.c.enabled.is_(True))
         .values(enabled=False, disabled_reason=reason, updated_at=now)
     )
+    if result.rowcount:
+        await fail_pending(conn, endpoint_id, now)
     return bool(result.rowcount)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.ids import new_id
@@ -191,3 +191,12 @@ async def attempts_of(
             )
         )
     return found
+
+
+async def fail_pending(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
+    """Stop every pending delivery to a disabled endpoint (replay resumes them)."""
+    await conn.execute(
+        update(deliveries)
+        .where((deliveries.c.endpoint_id == endpoint_id) & (deliveries.c.status == PENDING))
+        .values(status=FAILED, next_attempt_at=None, leased_until=None, updated_at=now)
+    )

@@ -14,7 +14,6 @@ from models.codec import to_json
 from models.store import alerts as store
 from models.store.alerts import AlertRecord
 from models.store.customers import check_customer, live_customer_ids
-from notifications.queue import enqueue_alert_evaluation
 from resolvers.graphql.context import (
     Context,
     mutation,
@@ -65,12 +64,11 @@ async def create_alert(info: Info[Context, Any], input: CreateAlertInput) -> Ale
             uniqueness_key=input.uniqueness_key,
         )
         await audit("alert", stored.id, to_json(stored))
-        watched = (
+        audit.to_evaluate.update(
             [stored.customer_id]
             if stored.customer_id is not None
             else await live_customer_ids(conn, principal.org_id)
         )
-    await enqueue_alert_evaluation(info.context.services.redis, principal.org_id, watched)
     return alert_view(AlertRecord(stored, now, None, ()))
 
 
@@ -105,5 +103,5 @@ async def reset_alert(
         await check_customer(conn, principal.org_id, str(customer_id))
         await store.reset_statuses(conn, principal.org_id, str(alert_id), str(customer_id), now)
         await audit("alert", str(alert_id), {"reset_for_customer": str(customer_id)})
-        audit.changed_customers.add(str(customer_id))
+        audit.to_evaluate.add(str(customer_id))
     return alert_view(found[0])

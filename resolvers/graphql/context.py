@@ -12,6 +12,7 @@ from starlette.requests import Request
 from strawberry.types import Info
 
 from billing.errors import ForbiddenError, NotFoundError, UnauthenticatedError
+from models.store.alert_requests import request_evaluations
 from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from models.store.audit import record_audit
 from notifications.catalog import WebhookEvent
@@ -98,15 +99,15 @@ async def mutation(
     writes its webhooks in the same transaction. After the commit: the deliveries are
     enqueued, and the customers whose usage or balances changed are re-evaluated and
     pushed to subscribers."""
-    services = info.context.services
+    services, org_id = info.context.services, principal.org_id
     async with services.db.write() as conn:
         audit = Audit(conn, principal, info)
         yield conn, audit
+        watched = await request_evaluations(conn, org_id, audit.to_evaluate, services.clock())
     await audit.outbox.dispatch(services.redis)
-    if changed := audit.changed_customers:
-        await enqueue_alert_evaluation(services.redis, principal.org_id, changed)
-        for topic in (Topic.BALANCE, Topic.USAGE):
-            await publish(services.redis, topic, principal.org_id, changed)
+    await enqueue_alert_evaluation(services.redis, org_id, watched)
+    for topic in (Topic.BALANCE, Topic.USAGE):
+        await publish(services.redis, topic, org_id, audit.to_push)
 
 
 @dataclass
@@ -115,7 +116,14 @@ class Audit:
     principal: Principal
     info: Info[Context, Any]
     outbox: Outbox = field(default_factory=Outbox)
-    changed_customers: set[str] = field(default_factory=set)
+    to_evaluate: set[str] = field(default_factory=set)
+    to_push: set[str] = field(default_factory=set)
+
+    def changed(self, customer_id: str) -> None:
+        """The customer's usage or balances changed: re-evaluate its alerts, push to its
+        subscribers."""
+        self.to_evaluate.add(customer_id)
+        self.to_push.add(customer_id)
 
     async def notify(self, event: WebhookEvent) -> str:
         """Write a webhook message caused by this mutation; returns its id."""

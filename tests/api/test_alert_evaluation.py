@@ -3,12 +3,27 @@ notification per transition, reset, evaluate_on_create. Tokens cost $0.01 each."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from notifications.queue import start_alert_evaluation
-from tests.api.support import code_of, data, llm, send, shop
+from tests.api.support import (
+    code_of,
+    contract,
+    customer,
+    data,
+    llm,
+    metric,
+    product,
+    rate,
+    rate_card,
+    send,
+    shop,
+)
 from tests.api.worker_support import messages
 from tests.conftest import Env
+from workers.deliver import outbox_sweeper
+from workers.worker import build_worker
 
 CREATE_ALERT = "mutation($input: CreateAlertInput!) { createAlert(input: $input) { id } }"
 RESET = """
@@ -125,3 +140,41 @@ async def test_a_customer_sets_its_own_budget_alert_and_is_notified(env: Env) ->
     await send(env, llm("b", "acme", 150))
     await env.run_jobs()
     assert len(await messages(env, "alert.triggered")) == 1  # archived: evaluated no more
+
+
+async def test_an_evaluation_redis_lost_is_swept_up_from_the_database(env: Env) -> None:
+    acme = await shop(env)
+    await spend_alert(env, acme.customer_id, "1.00")
+    await env.run_jobs()
+    await send(env, llm("a", "acme", 150))
+    await env.redis.flushdb()  # the queued evaluation is gone
+    await env.run_jobs()
+    assert await messages(env, "alert.triggered") == []
+    worker = build_worker(env.redis, env.db, env.clock, handle_signals=False, burst=True)
+    ctx = {**worker.ctx, "redis": env.redis}
+    assert await outbox_sweeper(ctx) == 0  # requested just now: the normal path's turn
+    env.clock.set(env.clock() + timedelta(seconds=11))
+    assert await outbox_sweeper(ctx) == 1
+    await env.run_jobs()
+    assert len(await messages(env, "alert.triggered")) == 1
+    assert await outbox_sweeper(ctx) == 0  # answered: nothing owed any more
+
+
+async def test_a_group_appearing_after_creation_notifies_even_without_evaluate_on_create(
+    env: Env,
+) -> None:
+    metric_id = await metric(env)
+    product_id = await product(
+        env, "Tokens", billableMetricId=metric_id, presentationGroupKey=["model"]
+    )
+    customer_id = await customer(env, "Acme", ["acme"])
+    await contract(env, customer_id, await rate_card(env, rate(product_id, "0.01")))
+    alert_id = await spend_alert(env, customer_id, "1.00", evaluateOnCreate=False, groupKey="model")
+    await env.run_jobs()  # the creation's evaluation: no spend, no group yet
+    await send(env, llm("a", "acme", 150, model="gpt"))
+    await env.run_jobs()
+    (triggered,) = await messages(env, "alert.triggered")
+    assert (triggered["data"]["alert_id"], triggered["data"]["group"]) == (
+        alert_id,
+        {"model": "gpt"},
+    )

@@ -170,3 +170,18 @@ async def test_the_sweeper_recovers_deliveries_redis_lost(env: Env, receiver: Re
     assert len(receiver.received) == 1
     (delivery,) = await deliveries(env)
     assert delivery["status"] == "SUCCEEDED"
+
+
+DISABLE = """mutation($id: ID!) {
+  updateWebhookEndpoint(id: $id, input: {enabled: false}) { enabled } }"""
+
+
+async def test_disabling_an_endpoint_stops_its_pending_deliveries(
+    env: Env, receiver: Receiver
+) -> None:
+    endpoint_id, _ = await setup(env, receiver)
+    await data(env, DISABLE, id=endpoint_id)
+    await env.run_jobs()
+    assert receiver.received == []
+    (delivery,) = await deliveries(env)
+    assert (delivery["status"], delivery["attemptLog"]) == ("FAILED", [])

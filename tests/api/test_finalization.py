@@ -95,6 +95,8 @@ async def test_void_restores_the_credit_and_regenerate_rerates_with_late_events(
     assert credit["ledgerBalance"] == "5.00"
     assert [t["type"] for t in credit["ledger"]][-1] == "VOID_RESTORE"
     assert await code_of(env, VOID, id=invoice["id"]) == "CONFLICT"
+    await env.run_jobs()  # the finalizer leaves a voided period to regenerateInvoice
+    assert [i["status"] for i in await invoices(env, acme.customer_id)] == ["VOID"]
 
     regenerated = (await data(env, REGENERATE, id=invoice["id"]))["regenerateInvoice"]
     assert (regenerated["total"], regenerated["replacesInvoiceId"]) == ("0.00", invoice["id"])

@@ -77,6 +77,10 @@ async def test_editing_the_end_date_reschedules_the_pending_end(env: Env) -> Non
     env.clock.set(at("2026-07-01T00:00:01Z"))
     await env.run_jobs()
     assert len(await messages(env, "contract.ended")) == 1
+    # moving a date that has fired does not fire it again
+    await edit(env, acme.contract_id, updateEndDate={"endingBefore": "2026-06-20T00:00:00Z"})
+    await env.run_jobs()
+    assert len(await messages(env, "contract.ended")) == 1
 
 
 async def test_a_recurring_credit_starts_a_new_segment_every_period(env: Env) -> None:

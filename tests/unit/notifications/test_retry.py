@@ -50,18 +50,18 @@ def test_no_retry_left_after_the_last_attempt() -> None:
 @pytest.mark.parametrize(
     ("failed", "retry_after", "expected"),
     [
-        (1, timedelta(seconds=1), timedelta(seconds=1)),  # earlier than scheduled: honoured
+        (1, timedelta(seconds=1), timedelta(seconds=4)),  # raised to 5 s × 0.8
         (1, timedelta(seconds=5), timedelta(seconds=5)),
         (1, timedelta(seconds=6), timedelta(seconds=6)),  # exactly the upper bound
         (1, timedelta(seconds=60), timedelta(seconds=6)),  # capped at 5 s × 1.2
         (2, timedelta(hours=1), timedelta(minutes=6)),  # capped at 5 min × 1.2
-        (3, timedelta(minutes=20), timedelta(minutes=20)),
-        (3, timedelta(0), timedelta(0)),
-        (3, timedelta(seconds=-30), timedelta(0)),  # never negative
+        (3, timedelta(minutes=30), timedelta(minutes=30)),
+        (3, timedelta(0), timedelta(minutes=24)),  # "retry now" cannot burn the attempts
+        (3, timedelta(seconds=-30), timedelta(minutes=24)),
         (5, timedelta.max, timedelta(hours=6)),
     ],
 )
-def test_retry_after_is_honoured_within_the_upper_bound(
+def test_retry_after_is_honoured_within_the_steps_bounds(
     failed: int, retry_after: timedelta, expected: timedelta
 ) -> None:
     assert next_delay(failed, DEFAULT_SCHEDULE, -0.2, retry_after) == expected
@@ -80,14 +80,14 @@ def test_delay_stays_within_twenty_percent_of_the_schedule(failed: int, jitter: 
     jitter=jitters,
     seconds=st.integers(min_value=-(10**6), max_value=10**8),
 )
-def test_retry_after_delay_is_never_negative_nor_above_the_bound(
+def test_retry_after_delay_stays_within_the_steps_bounds(
     failed: int, jitter: float, seconds: int
 ) -> None:
     scheduled = DEFAULT_SCHEDULE[failed - 1]
     delay = next_delay(failed, DEFAULT_SCHEDULE, jitter, timedelta(seconds=seconds))
     assert delay is not None
-    assert timedelta(0) <= delay <= scheduled * 1.2
-    if timedelta(0) <= timedelta(seconds=seconds) <= scheduled * 1.2:
+    assert scheduled * 0.8 <= delay <= scheduled * 1.2
+    if scheduled * 0.8 <= timedelta(seconds=seconds) <= scheduled * 1.2:
         assert delay == timedelta(seconds=seconds)
 
 
