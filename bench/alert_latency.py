@@ -5,7 +5,8 @@ What one run measures, per backend (SQLite + embedded Redis always; PostgreSQL +
 ``--postgres-url`` and ``--redis-url`` are given):
 
 1. **Layout** (production): a uvicorn process (REDIS_URL set: no in-process worker), a
-   ``meterline worker`` process, and a webhook receiver (an HTTP server thread of this
+   ``meterline worker`` process (``--in-process``: the worker runs in the API process, as
+   with zero configuration), and a webhook receiver (an HTTP server thread of this
    process on 127.0.0.1) behind an endpoint for ``alert.triggered``; ``meterline migrate``,
    ``meterline keys create``, and the catalog of ``bench/ingest.py`` for the load.
 2. **Load**: a separate process posting batches of 100 events to the catalog customers,
@@ -345,6 +346,8 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path, pg: str | No
     with backend_urls(workdir, pg, args.redis_url) as (database_url, redis_url):
         allowed = {"METERLINE_WEBHOOK_ALLOWED_PRIVATE_HOSTS": '["127.0.0.1"]'}
         env = ingest.clean_env(DATABASE_URL=database_url, REDIS_URL=redis_url, **allowed)
+        if args.in_process:
+            env["METERLINE_RUN_WORKER_IN_PROCESS"] = "true"
         log.print(f"[bold]{name}[/]: migrate, key, catalog, server, worker …")
         ingest.meterline(["migrate"], env, workdir)
         scopes = ["--scope", "admin", "--scope", "ingest"]
@@ -353,14 +356,17 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path, pg: str | No
         refs = asyncio.run(ingest.seed_catalog(database_url))
         receiver = Receiver()
         try:
-            with worker_process(env, workdir) as worker, ingest.server(env, workdir) as (api, base):
+            workers = (
+                contextlib.nullcontext(None) if args.in_process else worker_process(env, workdir)
+            )
+            with workers as worker, ingest.server(env, workdir) as (api, base):
                 log.print(f"{name}: {args.probes} probe customers and their alerts …")
                 customers, secret = setup_probes(Api(base, key), receiver, args.probes)
                 asyncio.run(raw_limits(receiver, redis_url, "idle", f))
                 log.print(f"{name}: load at {args.rate:,.0f} events/s, then the probes …")
                 with background_load(base, key, refs, args.rate) as f.load:
                     time.sleep(args.warmup)
-                    pids = {"server": api.pid, "worker": worker.pid}
+                    pids = {"server": api.pid, **({"worker": worker.pid} if worker else {})}
                     before = {k: ingest.cpu_seconds(pid) for k, pid in pids.items()}
                     started = time.monotonic()
                     asyncio.run(run_probes(base, key, receiver, customers, secret, f))
@@ -371,7 +377,7 @@ def run_backend(name: str, args: argparse.Namespace, workdir: Path, pg: str | No
                     asyncio.run(raw_limits(receiver, redis_url, "under load", f))
         finally:
             receiver.close()
-        for process in ("server", "worker"):
+        for process in ("server",) if args.in_process else ("server", "worker"):
             problems, _ = ingest.scan_server_log(workdir / f"{process}.log")
             f.problems[process] = sum(problems.values())
     return f
@@ -416,6 +422,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 probes, short warm-up")
     parser.add_argument("--probes", type=int, help="probe crossings (default 50)")
     parser.add_argument("--rate", type=float, default=5000, help="background events/s")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="the worker inside the API process (the zero-config layout) instead of its own",
+    )
     add_backend_args(parser)
     args = parser.parse_args()
     args.probes = args.probes or (10 if args.quick else 50)

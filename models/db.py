@@ -8,7 +8,6 @@ writers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from models.sqlite_decimal import DecimalConnection
+from models.writer_queue import WriterQueue
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -64,11 +64,9 @@ class Database:
     def __init__(self, url: str, *, statement_timeout_ms: int = 30_000) -> None:
         self.url = normalize_url(url)
         self.dialect = make_url(self.url).get_backend_name()
-        # SQLite has one write lock: queue this process's writers here rather than in
-        # SQLite's busy handler, which sleeps up to 100 ms between tries.
-        self._write_lock: asyncio.Lock | None = None
+        self._writers: WriterQueue | None = None
         if self.dialect == "sqlite":
-            self._write_lock = asyncio.Lock()
+            self._writers = WriterQueue()
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         else:
@@ -90,9 +88,11 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A unit of work: commits when the block ends, rolls back on error."""
-        async with self._write_lock or contextlib.nullcontext(), self._writer.begin() as connection:
+    async def write(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A unit of work: commits when the block ends, rolls back on error. ``urgent``
+        (jobs that notify) goes before queued ordinary writers on SQLite."""
+        turn = self._writers.turn(urgent=urgent) if self._writers else contextlib.nullcontext()
+        async with turn, self._writer.begin() as connection:
             yield connection
 
     @asynccontextmanager

@@ -74,6 +74,8 @@ def payload(message_id: str, event: WebhookEvent, created_at: datetime) -> str:
 
 
 def customer_created(customer_id: str, name: str) -> WebhookEvent:
+    """``customer.created``, about the new customer: its ``customer_id`` and its ``name``
+    as created (aliases and custom fields are read with ``customer(id)``)."""
     return WebhookEvent(
         EventType.CUSTOMER_CREATED, {"customer_id": customer_id, "name": name}, customer_id
     )
@@ -167,6 +169,10 @@ def offset_notification(due: OffsetOccurrence, customer_id: str) -> WebhookEvent
 
 
 def endpoint_disabled(endpoint_id: str, url: str, reason: str) -> WebhookEvent:
+    """``webhook_endpoint.disabled``, an organization-level event (no customer), written
+    once per disabling: the endpoint's ``endpoint_id`` and ``url``, and the ``reason`` in
+    words, as its ``disabledReason`` holds it (a 410 Gone, or failures since a UTC time).
+    The endpoint, disabled in the same transaction, is not sent it."""
     return WebhookEvent(
         EventType.WEBHOOK_ENDPOINT_DISABLED,
         {"endpoint_id": endpoint_id, "url": url, "reason": reason},

@@ -29,6 +29,7 @@ log = logging.getLogger("meterline.pubsub")
 MIN_INTERVAL = 0.25
 """Seconds between two pushes of one subscription, at least."""
 PUBLISH_TIMEOUT = 2.0
+"""Seconds ``publish`` waits for Redis before giving up (the change is committed anyway)."""
 CONTROL_CHANNEL = "meterline:feed"
 """Subscribed by every feed so its connection is always in subscribe mode; never published."""
 
@@ -67,6 +68,9 @@ async def publish(redis: Redis, topic: Topic, org_id: str, customer_ids: Iterabl
 
 @dataclass(eq=False)
 class _Listener:
+    """One ``listen`` block: the topics changed since its last step, and an event set when
+    one more arrives."""
+
     topics: dict[str, Topic]
     """Channel → the topic it carries."""
     changed: set[Topic] = field(default_factory=set)
@@ -83,6 +87,8 @@ class Changes:
     step (or after the listener started). Changes arriving meanwhile collapse into it."""
 
     def __init__(self, listener: _Listener, min_interval: float) -> None:
+        """Steps of ``listener``, ``min_interval`` seconds apart at least; the interval is
+        counted from now (the first step waits for it too)."""
         self._listener = listener
         self._min_interval = min_interval
         self._loop = asyncio.get_running_loop()
@@ -92,6 +98,8 @@ class Changes:
         return self
 
     async def __anext__(self) -> frozenset[Topic]:
+        """The topics changed since the previous step (never empty): waits for a change,
+        then for the rest of ``min_interval``, gathering what else arrives meanwhile."""
         await self._listener.event.wait()
         delay = self._last + self._min_interval - self._loop.time()
         if delay > 0:
@@ -120,11 +128,12 @@ class ChangeFeed:
         idle_interval: float = 30.0,
         max_backoff: float = 30.0,
     ) -> None:
-        """``ready_timeout``: seconds ``listen`` waits for Redis to confirm its channels;
-        ``idle_interval``: seconds of silence after which the connection is pinged, and
-        after twice which it is deemed lost."""
+        """``min_interval``: seconds between two steps of one listener, at least (see
+        :class:`Changes`); ``ready_timeout``: seconds ``listen`` waits for Redis to confirm
+        its channels; ``idle_interval``: seconds of silence after which the connection is
+        pinged, and after twice which it is deemed lost."""
         self._redis = redis
-        self.min_interval = min_interval
+        self._min_interval = min_interval
         self._ready_timeout = ready_timeout
         self._idle_interval = idle_interval
         self._max_backoff = max_backoff
@@ -159,10 +168,9 @@ class ChangeFeed:
         org_id: str,
         customer_id: str,
         topics: Iterable[Topic],
-        *,
-        min_interval: float | None = None,
     ) -> AsyncIterator[Changes]:
-        """The changes of one customer's ``topics``, coalesced (see :class:`Changes`).
+        """The changes of one customer's ``topics``, coalesced into steps at least
+        ``min_interval`` seconds apart (see :class:`Changes`).
 
         On entry the channels are subscribed and, unless Redis is unreachable for
         ``ready_timeout`` seconds, confirmed: a change committed after entry is never
@@ -183,7 +191,7 @@ class ChangeFeed:
                     await asyncio.gather(*waits)
             except TimeoutError:
                 log.warning("change feed: Redis has not confirmed %s", sorted(listener.topics))
-            yield Changes(listener, self.min_interval if min_interval is None else min_interval)
+            yield Changes(listener, self._min_interval)
         finally:
             for name in listener.topics:
                 members = self._listeners[name]
@@ -226,6 +234,8 @@ class ChangeFeed:
                 await pubsub.connection.disconnect()
 
     async def _run(self) -> None:
+        """The background task: connect, subscribe, read until the connection fails, back
+        off, and again, until cancelled."""
         backoff, connected_before = 0.5, False
         while True:
             pubsub = self._redis.pubsub()
@@ -257,6 +267,7 @@ class ChangeFeed:
             backoff = min(backoff * 2, self._max_backoff)
 
     async def _read(self, pubsub: PubSub) -> None:
+        """Dispatch what ``pubsub`` receives; raise once it stays silent after a PING."""
         silent = 0
         while True:
             message = await pubsub.get_message(timeout=self._idle_interval)
@@ -271,6 +282,9 @@ class ChangeFeed:
                 await pubsub.ping()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
+        """Route one pub/sub message: a notice to the channel's listeners, a subscription's
+        confirmation to those waiting in ``listen`` (and, after a reconnection, one step to
+        each listener of the channel)."""
         raw = message.get("channel")
         name = raw.decode() if isinstance(raw, bytes) else str(raw)
         kind = message.get("type")

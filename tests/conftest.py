@@ -20,6 +20,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.applications import Starlette
 
 from meterline.app import create_app
 from meterline.clock import FixedClock
@@ -136,6 +137,8 @@ class Env:
     admin_key: str
     ingest_key: str
     read_key: str
+    app: Starlette
+    """The app behind ``client`` (its lifespan entered), to serve over a real socket."""
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
 
     def write(self) -> Any:
@@ -202,5 +205,6 @@ async def env(backend: Backend) -> AsyncIterator[Env]:
                 services.redis,
                 org_id,
                 *keys,
+                app=app,
                 webhooks=settings.webhook_policy(),
             )

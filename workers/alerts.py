@@ -20,7 +20,7 @@ async def evaluate_alerts(ctx: dict[str, Any], org_id: str, customer_id: str) ->
     await start_alert_evaluation(pool, org_id, customer_id)
     now = jobs.clock()
     outbox = Outbox()
-    async with jobs.db.write() as conn:
+    async with jobs.db.write(urgent=True) as conn:
         grace = await grace_of(conn, org_id, jobs.grace_period)
         evaluated = await evaluate_customer(conn, org_id, customer_id, now, grace)
         notified = [e for e in evaluated if e.transition.notification is not None]

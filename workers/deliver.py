@@ -53,7 +53,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     Returns what happened: skipped | succeeded | retrying | failed."""
     jobs, pool = job_context(ctx), job_redis(ctx)
     now = jobs.clock()
-    async with jobs.db.write() as conn:
+    async with jobs.db.write(urgent=True) as conn:
         leased = await lease_delivery(conn, delivery_id, now, jobs.webhooks.lease)
         if leased is not None and not leased.endpoint.enabled:
             await fail_pending(conn, leased.endpoint.id, now)  # replayed to a disabled one
@@ -78,7 +78,7 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
         retry_at = None if delay is None else done + delay
     outbox = Outbox()
     endpoint = leased.endpoint
-    async with jobs.db.write() as conn:
+    async with jobs.db.write(urgent=True) as conn:
         reason = None
         failing_since = await record_health(conn, endpoint.id, attempt.succeeded, done)
         if attempt.gone:

@@ -40,11 +40,10 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from billing.errors import BillingError
-from models.store.api_keys import Principal, authenticate, record_use, use_is_due
-from resolvers.graphql.context import build_context
+from resolvers.graphql.context import build_context, principal_of
 from resolvers.graphql.loaders import Loaders
 from resolvers.graphql.queries import Mutation, Query
-from resolvers.graphql.subscriptions import SocketContext, Subscription, bearer
+from resolvers.graphql.subscriptions import SocketContext, Subscription
 from resolvers.services import Services
 from schema.scalars import SCALAR_MAP
 
@@ -131,18 +130,6 @@ class SocketOperations(SchemaExtension):
         yield
 
 
-async def _authenticated(services: Services, secret: str | None) -> Principal | None:
-    if secret is None:
-        return None
-    now = services.clock()
-    async with services.db.read() as conn:
-        principal = await authenticate(conn, secret, now)
-    if principal is not None and use_is_due(principal, now):
-        async with services.db.write() as conn:
-            await record_use(conn, principal, now)
-    return principal
-
-
 class MeterlineGraphQL(GraphQL[Any, None]):
     def __init__(self, schema: strawberry.Schema, *, production: bool) -> None:
         super().__init__(
@@ -214,11 +201,10 @@ class MeterlineGraphQL(GraphQL[Any, None]):
         """Authenticate the socket by its ``connection_init`` payload; refuse it (4403)
         without a valid API key or customer token."""
         assert isinstance(context, SocketContext)
-        secret = bearer(context.connection_params)
-        principal = await _authenticated(context.services, secret)
+        principal = await principal_of(context.services, context.authorization)
         if principal is None:
             raise ConnectionRejectionError()
-        context.principal, context.secret = principal, secret
+        context.principal = principal
         context.loaders = Loaders(context.services, principal)
         return cast(UnsetType, UNSET)
 

@@ -33,18 +33,34 @@ class Context:
         self.loaders = Loaders(self.services, self.principal)
 
 
+def bearer(authorization: str | None) -> str | None:
+    """The credential of an ``Authorization`` value ``Bearer <API key or customer token>``
+    (the scheme in any case, the credential stripped); None for anything else."""
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return None
+    return secret.strip()
+
+
+async def principal_of(services: Services, authorization: str | None) -> Principal | None:
+    """Who sends ``authorization`` (an HTTP ``Authorization`` header, or the same value in a
+    websocket's ``connection_init``): None without a valid bearer credential. Sets an API
+    key's ``last_used_at`` when it is due (at most once a minute)."""
+    secret = bearer(authorization)
+    if secret is None:
+        return None
+    now = services.clock()
+    async with services.db.read() as conn:
+        principal = await authenticate(conn, secret, now)
+    if principal is not None and use_is_due(principal, now):
+        async with services.db.write() as conn:
+            await record_use(conn, principal, now)
+    return principal
+
+
 async def build_context(request: Request, _response: Any = None) -> Context:
     services = services_of(request)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    principal = None
-    if scheme.lower() == "bearer" and token.strip():
-        now = services.clock()
-        async with services.db.read() as conn:
-            principal = await authenticate(conn, token.strip(), now)
-        if principal is not None and use_is_due(principal, now):
-            async with services.db.write() as conn:
-                await record_use(conn, principal, now)
-    return Context(services, principal)
+    return Context(services, await principal_of(services, request.headers.get("authorization")))
 
 
 def _caller(info: Info[Context, Any]) -> Principal:
@@ -94,14 +110,14 @@ async def read(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
 @asynccontextmanager
 async def mutation(
     info: Info[Context, Any], principal: Principal
-) -> AsyncIterator[tuple[AsyncConnection, Audit]]:
+) -> AsyncIterator[tuple[AsyncConnection, MutationEffects]]:
     """A unit of work for one mutation; ``audit(...)`` records it and ``audit.notify(...)``
     writes its webhooks in the same transaction. After the commit: the deliveries are
     enqueued, and the customers whose usage or balances changed are re-evaluated and
     pushed to subscribers."""
     services, org_id = info.context.services, principal.org_id
     async with services.db.write() as conn:
-        audit = Audit(conn, principal, info)
+        audit = MutationEffects(conn, principal, info)
         yield conn, audit
         watched = await request_evaluations(conn, org_id, audit.to_evaluate, services.clock())
     await audit.outbox.dispatch(services.redis)
@@ -111,7 +127,11 @@ async def mutation(
 
 
 @dataclass
-class Audit:
+class MutationEffects:
+    """What a mutation writes in its own transaction (its audit entry: call the object;
+    its webhooks: :meth:`notify`) and asks for after the commit (alert evaluations and
+    subscription pushes of the customers it :meth:`changed`)."""
+
     conn: AsyncConnection
     principal: Principal
     info: Info[Context, Any]

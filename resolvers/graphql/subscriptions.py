@@ -3,10 +3,16 @@ pushed on subscribe and again after each burst of changes (at most one push per 
 
 The socket is authenticated once, in ``connection_init``; every push re-reads the database
 with fresh loaders and first checks that the credential is still valid (a customer token
-expires, a key can be revoked)."""
+expires, a key can be revoked).
+
+A field's first push is read after its channels are subscribed, so a change committed
+meanwhile is never missed; it is read before the resolver returns, so a refusal
+(UNAUTHENTICATED, FORBIDDEN, NOT_FOUND) is the subscription's error, as for ``customer(id)``,
+rather than a failed push."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,7 +24,7 @@ from billing.errors import UnauthenticatedError
 from models.store.api_keys import Principal, authenticate
 from notifications.pubsub import Topic
 from resolvers.graphql import customers as customers_api
-from resolvers.graphql.context import Context
+from resolvers.graphql.context import Context, bearer, require_customer
 from resolvers.graphql.loaders import Loaders
 from schema.alerts import Alert
 from schema.customers import Balance, Customer
@@ -30,31 +36,29 @@ T = TypeVar("T")
 @dataclass
 class SocketContext(Context):
     """The context of one websocket: ``connection_params`` is the ``connection_init``
-    payload, ``secret`` the credential it carried (``principal`` is set from it)."""
+    payload, whose ``authorization`` authenticated the socket (``principal`` is set from it)."""
 
     connection_params: dict[str, Any] = field(default_factory=dict)
-    secret: str | None = None
 
-
-def bearer(params: dict[str, Any]) -> str | None:
-    """The credential of a ``connection_init`` payload:
-    ``{"authorization": "Bearer <API key or customer token>"}`` ("Authorization" too)."""
-    value = params.get("authorization", params.get("Authorization"))
-    if not isinstance(value, str):
-        return None
-    scheme, _, secret = value.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        return None
-    return secret.strip()
+    @property
+    def authorization(self) -> str | None:
+        """The payload's ``authorization`` ("Authorization" too), as an HTTP header would
+        carry it: ``"Bearer <API key or customer token>"``; None unless a string."""
+        params = self.connection_params
+        value = params.get("authorization", params.get("Authorization"))
+        return value if isinstance(value, str) else None
 
 
 async def _still_valid(context: Context) -> None:
     """UNAUTHENTICATED once the socket's credential has expired or been revoked."""
-    if not isinstance(context, SocketContext) or context.secret is None:
+    if not isinstance(context, SocketContext):
+        return
+    secret = bearer(context.authorization)
+    if secret is None:
         return
     services = context.services
     async with services.db.read() as conn:
-        found = await authenticate(conn, context.secret, services.clock())
+        found = await authenticate(conn, secret, services.clock())
     if found is None:
         raise UnauthenticatedError("the credential of this connection expired or was revoked")
 
@@ -66,20 +70,49 @@ def _fresh(info: Info[Context, Any]) -> Loaders:
     return context.loaders
 
 
+async def _live(
+    info: Info[Context, Any],
+    customer_id: strawberry.ID,
+    topics: tuple[Topic, ...],
+    current: Callable[[Loaders], Awaitable[T]],
+    first: Callable[[Customer], T] | None = None,
+) -> AsyncGenerator[T, None]:
+    """The pushes of one field: ``current(loaders)`` now, then after each burst of changes of
+    ``topics``. The first push is ``first(customer)`` when given: the customer read to
+    authorize the caller, not read a second time."""
+    principal = require_customer(info, str(customer_id))
+    pushes = _pushes(info, principal, customer_id, topics, current, first)
+    opening = await anext(pushes)  # raises a refusal here, before the stream starts
+    return _resumed(opening, pushes)
+
+
 async def _pushes(
     info: Info[Context, Any],
     principal: Principal,
-    customer_id: str,
+    customer_id: strawberry.ID,
     topics: tuple[Topic, ...],
-    current: Callable[[], Awaitable[T]],
+    current: Callable[[Loaders], Awaitable[T]],
+    first: Callable[[Customer], T] | None,
 ) -> AsyncGenerator[T, None]:
-    """``current()`` now, then after each burst of changes of ``topics``."""
+    """Subscribe, authorize and push (see :func:`_live`); each later push first checks the
+    socket's credential and reads with fresh loaders."""
     feed = info.context.services.feed
-    async with feed.listen(principal.org_id, customer_id, topics) as changes:
-        yield await current()
+    async with feed.listen(principal.org_id, str(customer_id), topics) as changes:
+        customer = await customers_api.customer(info, customer_id)  # authorized as customer(id)
+        yield first(customer) if first is not None else await current(_fresh(info))
         async for _ in changes:
             await _still_valid(info.context)
-            yield await current()
+            yield await current(_fresh(info))
+
+
+async def _resumed(opening: T, pushes: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+    """``opening``, then the rest of ``pushes``, closed when this stream is (were this one
+    dropped unstarted, asyncio's finalizer of async generators still closes ``pushes``, which
+    has started, and so its subscription)."""
+    async with contextlib.aclosing(pushes):
+        yield opening
+        async for value in pushes:
+            yield value
 
 
 @strawberry.type(
@@ -95,14 +128,10 @@ class Subscription:
     async def usage_updated(
         self, info: Info[Context, Any], customer_id: strawberry.ID
     ) -> AsyncGenerator[Customer, None]:
-        await customers_api.customer(info, customer_id)
-        principal = _principal(info)
-
-        async def current() -> Customer:
-            _fresh(info)
+        async def current(_: Loaders) -> Customer:
             return await customers_api.customer(info, customer_id)
 
-        return _pushes(info, principal, str(customer_id), (Topic.USAGE,), current)
+        return await _live(info, customer_id, (Topic.USAGE,), current, first=lambda c: c)
 
     @strawberry.subscription(
         description="The customer's draft invoices now, then after each change of its usage "
@@ -111,15 +140,11 @@ class Subscription:
     async def draft_invoice_updated(
         self, info: Info[Context, Any], customer_id: strawberry.ID
     ) -> AsyncGenerator[list[Invoice], None]:
-        await customers_api.customer(info, customer_id)
-        principal = _principal(info)
-
-        async def current() -> list[Invoice]:
-            found: list[Invoice] = await _fresh(info).draft_invoices.load(str(customer_id))
+        async def current(loaders: Loaders) -> list[Invoice]:
+            found: list[Invoice] = await loaders.draft_invoices.load(str(customer_id))
             return found
 
-        topics = (Topic.USAGE, Topic.BALANCE)
-        return _pushes(info, principal, str(customer_id), topics, current)
+        return await _live(info, customer_id, (Topic.USAGE, Topic.BALANCE), current)
 
     @strawberry.subscription(
         description="The customer's balances now, then after each change of its balances or "
@@ -131,14 +156,10 @@ class Subscription:
         customer_id: strawberry.ID,
         include_expired: bool = False,
     ) -> AsyncGenerator[list[Balance], None]:
-        await customers_api.customer(info, customer_id)
-        principal = _principal(info)
+        async def current(loaders: Loaders) -> list[Balance]:
+            return await loaders.balances(str(customer_id), include_expired)
 
-        async def current() -> list[Balance]:
-            return await _fresh(info).balances(str(customer_id), include_expired)
-
-        topics = (Topic.BALANCE, Topic.USAGE)
-        return _pushes(info, principal, str(customer_id), topics, current)
+        return await _live(info, customer_id, (Topic.BALANCE, Topic.USAGE), current)
 
     @strawberry.subscription(
         description="The alerts that watch the customer, with its states, now and after each "
@@ -147,17 +168,8 @@ class Subscription:
     async def alert_state_changed(
         self, info: Info[Context, Any], customer_id: strawberry.ID
     ) -> AsyncGenerator[list[Alert], None]:
-        await customers_api.customer(info, customer_id)
-        principal = _principal(info)
-
-        async def current() -> list[Alert]:
-            found: list[Alert] = await _fresh(info).alerts.load(str(customer_id))
+        async def current(loaders: Loaders) -> list[Alert]:
+            found: list[Alert] = await loaders.alerts.load(str(customer_id))
             return found
 
-        return _pushes(info, principal, str(customer_id), (Topic.ALERTS,), current)
-
-
-def _principal(info: Info[Context, Any]) -> Principal:
-    principal = info.context.principal
-    assert principal is not None  # customers_api.customer authorized the caller
-    return principal
+        return await _live(info, customer_id, (Topic.ALERTS,), current)

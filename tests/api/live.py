@@ -9,7 +9,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import uvicorn
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
@@ -24,9 +23,7 @@ PROTOCOL = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL  # "graphql-transport-ws"
 
 def app_of(env: Env) -> ASGIApp:
     """The app behind ``env.client`` (its lifespan is entered by the fixture)."""
-    transport = env.client._transport
-    assert isinstance(transport, httpx.ASGITransport)
-    return transport.app
+    return env.app
 
 
 @contextlib.asynccontextmanager

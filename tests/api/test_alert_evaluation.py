@@ -55,7 +55,7 @@ async def test_a_burst_of_ingests_is_one_job_and_one_notification(env: Env) -> N
     await env.run_jobs()
     for n in range(5):
         await send(env, llm(f"t{n}", "acme", 30))
-    assert await env.redis.zcard("arq:queue") == 1  # five ingests, one queued evaluation
+    assert len(await env.redis.queued_jobs()) == 1  # five ingests, one queued evaluation
     await env.run_jobs()
     assert await states(env, acme.customer_id, alert_id) == ["IN_ALARM"]
     (triggered,) = await messages(env, "alert.triggered")
@@ -74,7 +74,7 @@ async def test_a_change_while_an_evaluation_runs_gets_one_more_run(env: Env) -> 
     # the queued job starts (it bumps the generation first), then a change lands
     await start_alert_evaluation(env.redis, env.org_id, acme.customer_id)
     await send(env, llm("b", "acme", 200))
-    assert await env.redis.zcard("arq:queue") == 2
+    assert len(await env.redis.queued_jobs()) == 2
     await env.run_jobs()
     assert len(await messages(env, "alert.triggered")) == 1
 

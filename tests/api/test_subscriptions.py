@@ -17,7 +17,7 @@ from gql.transport.exceptions import TransportConnectionFailed, TransportQueryEr
 from websockets.exceptions import ConnectionClosed
 
 from notifications.pubsub import Topic, channel, publish
-from tests.api.live import PROTOCOL, app_of, first, request, serving, session
+from tests.api.live import PROTOCOL, first, init_payload, request, serving, session
 from tests.api.support import APRIL, JUNE, auth, code, customer, data, llm, post, shop
 from tests.conftest import START, Env
 
@@ -37,6 +37,7 @@ BALANCES = """subscription($id: ID!) {
 ALERTS = """subscription($id: ID!) {
   alertStateChanged(customerId: $id) { name threshold statuses { state } }
 }"""
+CREATE_ALERT = "mutation($input: CreateAlertInput!) { createAlert(input: $input) { id } }"
 MINT = """mutation($input: CreateCustomerTokenInput!) {
   createCustomerToken(input: $input) { token expiresAt }
 }"""
@@ -45,7 +46,7 @@ PROMO = {"name": "Promo", "amount": "100", "startingAt": APRIL, "endingBefore": 
 
 @pytest.fixture
 async def live(env: Env) -> AsyncIterator[str]:
-    async with serving(app_of(env)) as host:
+    async with serving(env.app) as host:
         yield host
 
 
@@ -131,18 +132,62 @@ async def test_every_field_pushes_on_its_own_changes(env: Env, live: str) -> Non
             "threshold": "50",
             "customerId": world.customer_id,
         }
-        await data(
-            env,
-            "mutation($input: CreateAlertInput!) { createAlert(input: $input) { id } }",
-            input=alert,
-        )
+        await data(env, CREATE_ALERT, input=alert)
         await publish(env.redis, Topic.ALERTS, env.org_id, [world.customer_id])
         (found,) = (await next_of(alerts))["alertStateChanged"]
         assert (found["name"], found["threshold"]) == ("Budget", "50")
-        with pytest.raises(TimeoutError):  # the alert notice moved nothing else
-            await asyncio.wait_for(anext(balances), 0.6)
+        # the alert notice moved nothing else: the next usage and balance pushes are those
+        # of the next ingest, with exactly its 500 tokens
+        await ingest(live, env.ingest_key, llm("tx-2", "acme", 500))
+        assert (await next_of(usage))["usageUpdated"]["usage"] == [{"quantity": "1500"}]
+        (balance,) = (await next_of(balances))["balanceUpdated"]
+        assert (balance["pendingDraftDeduction"], balance["remainingAfterDrafts"]) == (
+            "15.00",
+            "85.00",
+        )
         for stream in (usage, balances, alerts):
             await stream.aclose()
+
+
+async def test_an_alert_evaluation_pushes_the_new_state(env: Env, live: str) -> None:
+    """The worker that evaluates alerts pushes to ``alertStateChanged`` once it has stored
+    the states; an ingest alone moves no alert."""
+    world = await shop(env)
+    alert = {
+        "name": "Budget",
+        "alertType": "SPEND_THRESHOLD_REACHED",
+        "threshold": "1.00",
+        "customerId": world.customer_id,
+    }
+    await data(env, CREATE_ALERT, input=alert)
+    await env.run_jobs()  # evaluated on create: nothing spent yet
+    async with session(live, env.read_key) as opened:
+        alerts = opened.subscribe(request(ALERTS, id=world.customer_id))
+        (found,) = (await next_of(alerts))["alertStateChanged"]
+        assert found["statuses"] == [{"state": "OK"}]
+        await ingest(live, env.ingest_key, llm("tx-1", "acme", 150))  # $1.50
+        await env.run_jobs()
+        (found,) = (await next_of(alerts))["alertStateChanged"]
+        assert (found["name"], found["statuses"]) == ("Budget", [{"state": "IN_ALARM"}])
+        await alerts.aclose()
+
+
+async def test_a_refusal_is_the_subscriptions_error_not_a_failed_push(env: Env, live: str) -> None:
+    """graphql-transport-ws: a subscription refused (here NOT_FOUND) gets one ``error``
+    message, as an operation that never started, not a ``next`` carrying errors."""
+    subscribe = {
+        "type": "subscribe",
+        "id": "1",
+        "payload": {"query": DRAFTS, "variables": {"id": "cus_doesnotexist"}},
+    }
+    async with websockets.connect(f"ws://{live}/graphql", subprotocols=[PROTOCOL]) as ws:
+        init = {"type": "connection_init", "payload": init_payload(env.read_key)}
+        await ws.send(json.dumps(init))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "connection_ack"}
+        await ws.send(json.dumps(subscribe))
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert (answer["type"], answer["id"]) == ("error", "1"), answer
+    assert [e["extensions"]["code"] for e in answer["payload"]] == ["NOT_FOUND"]
 
 
 async def test_a_read_key_may_subscribe_and_an_ingest_key_is_forbidden(env: Env, live: str) -> None:

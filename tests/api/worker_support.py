@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from models.store.webhook_messages import messages_page
+from tests.api.support import data
 from tests.conftest import Env
 
 RULE = "id name trigger offset createdAt"
@@ -21,7 +20,10 @@ def at(text: str) -> datetime:
 
 
 async def messages(env: Env, type: str) -> list[dict[str, Any]]:
-    """The payloads of the organization's webhook messages of ``type``, oldest first."""
-    async with env.read() as conn:
-        found, _ = await messages_page(conn, env.org_id, 100, None, type=type)
-    return [json.loads(message.body) for _, message in found]
+    """The payloads of the organization's webhook messages of ``type``, oldest first (read
+    with ``webhookMessages``, as an integration would)."""
+    query = (
+        "query($type: String) { webhookMessages(first: 100, type: $type) { nodes { payload } } }"
+    )
+    found = await data(env, query, type=type)
+    return [node["payload"] for node in found["webhookMessages"]["nodes"]]
