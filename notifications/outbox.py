@@ -1,27 +1,33 @@
-"""The transactional outbox (SPEC §10): a notification is written in the transaction of
-its cause, with one pending delivery per subscribed endpoint; the jobs that send them are
-enqueued only after that transaction commits."""
+"""The transactional outbox (SPEC §10): what a change causes is written in the change's own
+transaction (webhook messages with one pending delivery per subscribed endpoint, requests
+to evaluate alerts), and the work it asks of Redis (delivery and evaluation jobs,
+subscription pushes) is handed over only after that transaction commits."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from arq.connections import ArqRedis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.ids import new_id
+from models.store.alert_requests import request_evaluations
 from models.store.webhook_endpoints import Endpoint, subscribed_endpoints
 from models.store.webhook_messages import Due, insert_message
 from notifications.catalog import WebhookEvent, payload
-from notifications.queue import enqueue_deliveries
+from notifications.pubsub import Topic, publish
+from notifications.queue import enqueue_alert_evaluation, enqueue_deliveries
 
 
 class Outbox:
-    """Collects what one transaction emits; :meth:`dispatch` after the commit."""
+    """Collects what one transaction emits and asks for; :meth:`dispatch` after the commit."""
 
     def __init__(self) -> None:
         self._due: list[Due] = []
         self._endpoints: dict[tuple[str, str], list[Endpoint]] = {}
+        self._evaluations: dict[str, set[str]] = {}
+        self._pushes: dict[tuple[str, Topic], set[str]] = {}
 
     async def emit(
         self, conn: AsyncConnection, org_id: str, event: WebhookEvent, now: datetime
@@ -45,10 +51,31 @@ class Outbox:
         return message_id
 
     def add_due(self, due: list[Due]) -> None:
-        """Deliveries made due some other way (a replay) to enqueue with the rest."""
+        """Deliveries made due some other way (a replay, a retry) to enqueue with the rest."""
         self._due += due
 
+    async def evaluate(
+        self, conn: AsyncConnection, org_id: str, customer_ids: Iterable[str], now: datetime
+    ) -> None:
+        """Request, in ``conn``'s transaction, an evaluation of these customers' alerts
+        (those a live alert watches); their jobs are enqueued by :meth:`dispatch`."""
+        watched = await request_evaluations(conn, org_id, customer_ids, now)
+        self._evaluations.setdefault(org_id, set()).update(watched)
+
+    def push(self, org_id: str, topics: Iterable[Topic], customer_ids: Iterable[str]) -> None:
+        """Tell these customers' subscribers, after the commit, what changed."""
+        wanted = set(customer_ids)
+        for topic in topics:
+            self._pushes.setdefault((org_id, topic), set()).update(wanted)
+
     async def dispatch(self, pool: ArqRedis) -> None:
-        """Enqueue a ``deliver_webhook`` job per delivery written (call after commit)."""
+        """After the commit: enqueue a ``deliver_webhook`` job per delivery written and an
+        ``evaluate_alerts`` job per customer requested, and publish the pushes."""
         due, self._due = self._due, []
+        evaluations, self._evaluations = self._evaluations, {}
+        pushes, self._pushes = self._pushes, {}
         await enqueue_deliveries(pool, due)
+        for org_id, customer_ids in evaluations.items():
+            await enqueue_alert_evaluation(pool, org_id, customer_ids)
+        for (org_id, topic), customer_ids in pushes.items():
+            await publish(pool, topic, org_id, customer_ids)

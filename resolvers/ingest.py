@@ -11,11 +11,10 @@ from starlette.responses import Response
 
 from billing.events import Rejection, storable, validate_event
 from billing.metering import UsageEvent
-from models.store.alert_requests import request_evaluations
 from models.store.api_keys import record_use
 from models.store.ingest import BatchOutcome, record_batch
-from notifications.pubsub import Topic, publish
-from notifications.queue import enqueue_alert_evaluation
+from notifications.outbox import Outbox
+from notifications.pubsub import Topic
 from resolvers.http import HttpError, error_response, json_response, read_body, require_key
 from resolvers.services import services_of
 
@@ -92,10 +91,11 @@ async def ingest(request: Request) -> Response:
             rejected.append((index, judged))
         else:
             valid.append((index, judged))
+    outbox = Outbox()
     async with services.db.write() as conn:
         await record_use(conn, principal, now)
         outcome = await record_batch(conn, principal.org_id, valid, now)
-        watched = await request_evaluations(conn, principal.org_id, outcome.customers, now)
-    await publish(services.redis, Topic.USAGE, principal.org_id, outcome.customers)
-    await enqueue_alert_evaluation(services.redis, principal.org_id, watched)
+        await outbox.evaluate(conn, principal.org_id, outcome.customers, now)
+        outbox.push(principal.org_id, (Topic.USAGE,), outcome.customers)
+    await outbox.dispatch(services.redis)
     return json_response(report(raw, rejected, outcome))

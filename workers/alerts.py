@@ -8,7 +8,7 @@ from models.alert_runs import evaluate_customer
 from models.store.organizations import grace_of
 from notifications.catalog import alert_transition
 from notifications.outbox import Outbox
-from notifications.pubsub import Topic, publish
+from notifications.pubsub import Topic
 from notifications.queue import start_alert_evaluation
 from workers.context import job_context, job_redis
 
@@ -26,7 +26,7 @@ async def evaluate_alerts(ctx: dict[str, Any], org_id: str, customer_id: str) ->
         notified = [e for e in evaluated if e.transition.notification is not None]
         for e in notified:
             await outbox.emit(conn, org_id, alert_transition(e.rule, e.transition), now)
+        if evaluated:
+            outbox.push(org_id, (Topic.ALERTS,), [customer_id])
     await outbox.dispatch(pool)
-    if evaluated:
-        await publish(pool, Topic.ALERTS, org_id, [customer_id])
     return len(notified)

@@ -95,9 +95,9 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
         await record_attempt(
             conn, leased, log, done, succeeded=attempt.succeeded, retry_at=retry_at
         )
-    await outbox.dispatch(pool)
     if retry_at is not None:
-        await enqueue_deliveries(pool, [(delivery_id, retry_at)])
+        outbox.add_due([(delivery_id, retry_at)])
+    await outbox.dispatch(pool)
     return "succeeded" if attempt.succeeded else "retrying" if retry_at else "failed"
 
 
@@ -112,6 +112,9 @@ async def outbox_sweeper(ctx: dict[str, Any]) -> int:
         due = await due_deliveries(conn, now, SWEEP_BATCH)
         owed = await pending_evaluations(conn, now - EVALUATION_SLACK, SWEEP_BATCH)
     await enqueue_deliveries(pool, due)
+    by_org: dict[str, list[str]] = {}
     for org_id, customer_id in owed:
-        await enqueue_alert_evaluation(pool, org_id, [customer_id])
+        by_org.setdefault(org_id, []).append(customer_id)
+    for org_id, customer_ids in by_org.items():
+        await enqueue_alert_evaluation(pool, org_id, customer_ids)
     return len(due) + len(owed)

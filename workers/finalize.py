@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from models.finalization import due_periods, finalize_due
-from models.store.alert_requests import request_evaluations
 from models.store.contracts import live_contracts_everywhere
 from models.store.invoices import closed_periods
 from models.store.organizations import grace_of
 from notifications.catalog import EventType, invoice_changed
 from notifications.outbox import Outbox
-from notifications.pubsub import Topic, publish
-from notifications.queue import enqueue_alert_evaluation
+from notifications.pubsub import Topic
 from workers.context import job_context, job_redis
 
 
@@ -49,12 +47,9 @@ async def finalize_invoices(ctx: dict[str, Any]) -> int:
             for s in stored:
                 event = invoice_changed(EventType.INVOICE_FINALIZED, s.id, s.invoice, s.late_events)
                 await outbox.emit(conn, org_id, event, now)
-            watched = await request_evaluations(
-                conn, org_id, [contract.customer_id] if stored else [], now
-            )
-        if stored:
-            finalized += len(stored)
-            await outbox.dispatch(pool)
-            await publish(pool, Topic.BALANCE, org_id, [contract.customer_id])
-            await enqueue_alert_evaluation(pool, org_id, watched)
+            if stored:
+                await outbox.evaluate(conn, org_id, [contract.customer_id], now)
+                outbox.push(org_id, (Topic.BALANCE,), [contract.customer_id])
+        finalized += len(stored)
+        await outbox.dispatch(pool)
     return finalized

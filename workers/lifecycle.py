@@ -21,13 +21,11 @@ from billing.schedules import (
     lifecycle_occurrences,
     offset_occurrences,
 )
-from models.store.alert_requests import request_evaluations
 from models.store.contracts import ContractRecord, live_contracts_everywhere
 from models.store.lifecycle import claim_occurrence, handled_keys, offset_rules_of
 from notifications.catalog import WebhookEvent, lifecycle, offset_notification
 from notifications.outbox import Outbox
-from notifications.pubsub import Topic, publish
-from notifications.queue import enqueue_alert_evaluation
+from notifications.pubsub import Topic
 from workers.context import job_context, job_redis
 
 Due = tuple[str, WebhookEvent | None]
@@ -107,10 +105,9 @@ async def lifecycle_scheduler(ctx: dict[str, Any]) -> int:
                 if event is not None:
                     await outbox.emit(conn, org_id, event, now)
                     fired += 1
-            customer_id = record.contract.customer_id
-            watched = await request_evaluations(conn, org_id, [customer_id] if claimed else [], now)
-        if claimed:
-            await outbox.dispatch(pool)
-            await publish(pool, Topic.BALANCE, org_id, [customer_id])
-            await enqueue_alert_evaluation(pool, org_id, watched)
+            if claimed:
+                customer_id = record.contract.customer_id
+                await outbox.evaluate(conn, org_id, [customer_id], now)
+                outbox.push(org_id, (Topic.BALANCE,), [customer_id])
+        await outbox.dispatch(pool)
     return fired

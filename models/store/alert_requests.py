@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from models.alerts import AlertEvaluationRow, AlertRow
+from models.alerts import AlertEvaluationRow
 from models.store import dialect
+from models.store.alerts import watched_customers
 from models.tables import table
 
 requests = table(AlertEvaluationRow)
-alerts = table(AlertRow)
 
 
 async def request_evaluations(
@@ -23,16 +23,7 @@ async def request_evaluations(
     """Ask, in the caller's transaction, for an evaluation of each customer a live alert
     watches (its own or an organization-wide one); returns those customers (the caller
     enqueues their jobs after commit). Customers nothing watches cost one read."""
-    wanted = sorted(set(customer_ids))
-    if not wanted:
-        return []
-    query = select(alerts.c.customer_id).where(
-        (alerts.c.org_id == org_id)
-        & alerts.c.archived_at.is_(None)
-        & or_(alerts.c.customer_id.in_(wanted), alerts.c.customer_id.is_(None))
-    )
-    owners = {owner for (owner,) in await conn.execute(query.distinct())}
-    watched = wanted if None in owners else [c for c in wanted if c in owners]
+    watched = await watched_customers(conn, org_id, list(customer_ids))
     if watched:
         insert = dialect.insert(conn, requests)
         await conn.execute(

@@ -236,3 +236,20 @@ async def mark_alerts_evaluated(
                 for alert_id in alert_ids
             ],
         )
+
+
+async def watched_customers(
+    conn: AsyncConnection, org_id: str, customer_ids: Sequence[str]
+) -> list[str]:
+    """The customers among ``customer_ids`` that a live alert watches (their own or an
+    organization-wide one), in one read."""
+    wanted = sorted(set(customer_ids))
+    if not wanted:
+        return []
+    query = select(alerts.c.customer_id).where(
+        (alerts.c.org_id == org_id)
+        & alerts.c.archived_at.is_(None)
+        & or_(alerts.c.customer_id.in_(wanted), alerts.c.customer_id.is_(None))
+    )
+    owners = {owner for (owner,) in await conn.execute(query.distinct())}
+    return wanted if None in owners else [c for c in wanted if c in owners]

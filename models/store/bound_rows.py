@@ -8,7 +8,7 @@ target table by an index range scan instead of a scan of the whole organization.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -53,6 +53,16 @@ def _cross_join(join: _DrivenBy, compiler: Any, **kw: Any) -> str:
 
 
 Columns = tuple[tuple[str, TypeEngine[Any]], ...]
+
+IN_CHUNK = 5000
+"""Ids per ``IN`` list (PostgreSQL takes at most 32,767 bound parameters a statement)."""
+
+
+def in_chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    """Distinct ``ids``, sorted, in lists short enough for one ``IN`` each."""
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), IN_CHUNK):
+        yield wanted[start : start + IN_CHUNK]
 
 
 def rows_table(conn: AsyncConnection, name: str, columns: Columns) -> FromClause:

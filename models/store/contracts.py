@@ -250,14 +250,10 @@ async def edits_of(
     return result
 
 
-async def live_contracts_everywhere(
-    conn: AsyncConnection, org_id: str | None = None
-) -> list[tuple[str, ContractRecord]]:
-    """(organization id, record) of every live contract (of ``org_id`` when given): what
-    the scheduler and the finalizer walk."""
+async def live_contracts_everywhere(conn: AsyncConnection) -> list[tuple[str, ContractRecord]]:
+    """(organization id, record) of every live contract of every organization: what the
+    scheduler and the finalizer walk."""
     query = select(contracts).where(contracts.c.archived_at.is_(None))
-    if org_id is not None:
-        query = query.where(contracts.c.org_id == org_id)
     rows = await conn.execute(query.order_by(contracts.c.org_id, contracts.c.id))
     return [(row.org_id, _record(row)) for row in rows]
 

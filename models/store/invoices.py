@@ -15,11 +15,11 @@ from billing.invoices import Invoice, InvoiceStatus
 from models.codec import decode, to_json
 from models.ids import new_id
 from models.invoices import InvoiceRow, LedgerEntryRow
+from models.store.bound_rows import in_chunks
 from models.store.pages import check_first, cursor_of, page
 from models.tables import table
 
 invoices = table(InvoiceRow)
-IN_CHUNK = 5000  # ids per IN list (PostgreSQL takes at most 32,767 bound parameters)
 ledger = table(LedgerEntryRow)
 
 
@@ -114,11 +114,9 @@ async def closed_periods(
     have no draft any more); with ``include_void``, also those whose invoice was voided
     (the finalizer leaves them to ``regenerateInvoice``)."""
     found: set[tuple[str, datetime]] = set()
-    wanted = sorted(set(contract_ids))
-    for chunk in range(0, len(wanted), IN_CHUNK):
+    for chunk in in_chunks(contract_ids):
         query = select(invoices.c.contract_id, invoices.c.starting_at).where(
-            (invoices.c.org_id == org_id)
-            & invoices.c.contract_id.in_(wanted[chunk : chunk + IN_CHUNK])
+            (invoices.c.org_id == org_id) & invoices.c.contract_id.in_(chunk)
         )
         if not include_void:
             query = query.where(invoices.c.status != InvoiceStatus.VOID.value)

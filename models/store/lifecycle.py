@@ -14,7 +14,7 @@ from billing.schedules import LifecycleEvent, OffsetRule, parse_duration
 from models.ids import new_id
 from models.lifecycle import HandledOccurrence, OffsetRuleRow
 from models.store import dialect
-from models.store.invoices import IN_CHUNK
+from models.store.bound_rows import in_chunks
 from models.store.uniqueness import claim_uniqueness_key
 from models.tables import table
 
@@ -85,11 +85,8 @@ async def offset_rules_of(
 async def handled_keys(conn: AsyncConnection, contract_ids: Sequence[str]) -> set[str]:
     """The occurrence keys already handled for these contracts."""
     found: set[str] = set()
-    wanted = sorted(set(contract_ids))
-    for chunk in range(0, len(wanted), IN_CHUNK):
-        query = select(handled.c.key).where(
-            handled.c.contract_id.in_(wanted[chunk : chunk + IN_CHUNK])
-        )
+    for chunk in in_chunks(contract_ids):
+        query = select(handled.c.key).where(handled.c.contract_id.in_(chunk))
         found.update(key for (key,) in await conn.execute(query))
     return found
 

@@ -64,7 +64,7 @@ async def create_alert(info: Info[Context, Any], input: CreateAlertInput) -> Ale
             uniqueness_key=input.uniqueness_key,
         )
         await audit("alert", stored.id, to_json(stored))
-        audit.to_evaluate.update(
+        await audit.evaluate(
             [stored.customer_id]
             if stored.customer_id is not None
             else await live_customer_ids(conn, principal.org_id)
@@ -103,5 +103,5 @@ async def reset_alert(
         await check_customer(conn, principal.org_id, str(customer_id))
         await store.reset_statuses(conn, principal.org_id, str(alert_id), str(customer_id), now)
         await audit("alert", str(alert_id), {"reset_for_customer": str(customer_id)})
-        audit.to_evaluate.add(str(customer_id))
+        await audit.evaluate([str(customer_id)])
     return alert_view(found[0])

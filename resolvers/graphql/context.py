@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,13 +12,11 @@ from starlette.requests import Request
 from strawberry.types import Info
 
 from billing.errors import ForbiddenError, NotFoundError, UnauthenticatedError
-from models.store.alert_requests import request_evaluations
 from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from models.store.audit import record_audit
 from notifications.catalog import WebhookEvent
 from notifications.outbox import Outbox
-from notifications.pubsub import Topic, publish
-from notifications.queue import enqueue_alert_evaluation
+from notifications.pubsub import Topic
 from resolvers.graphql.loaders import Loaders
 from resolvers.services import Services, services_of
 
@@ -111,19 +109,14 @@ async def read(info: Info[Context, Any]) -> AsyncIterator[AsyncConnection]:
 async def mutation(
     info: Info[Context, Any], principal: Principal
 ) -> AsyncIterator[tuple[AsyncConnection, MutationEffects]]:
-    """A unit of work for one mutation; ``audit(...)`` records it and ``audit.notify(...)``
-    writes its webhooks in the same transaction. After the commit: the deliveries are
-    enqueued, and the customers whose usage or balances changed are re-evaluated and
-    pushed to subscribers."""
-    services, org_id = info.context.services, principal.org_id
+    """A unit of work for one mutation; ``audit(...)`` records it, ``audit.notify(...)``
+    writes its webhooks and ``audit.changed(...)`` asks for evaluations and pushes, all in
+    the same transaction; the outbox is dispatched after the commit."""
+    services = info.context.services
     async with services.db.write() as conn:
         audit = MutationEffects(conn, principal, info)
         yield conn, audit
-        watched = await request_evaluations(conn, org_id, audit.to_evaluate, services.clock())
     await audit.outbox.dispatch(services.redis)
-    await enqueue_alert_evaluation(services.redis, org_id, watched)
-    for topic in (Topic.BALANCE, Topic.USAGE):
-        await publish(services.redis, topic, org_id, audit.to_push)
 
 
 @dataclass
@@ -136,14 +129,17 @@ class MutationEffects:
     principal: Principal
     info: Info[Context, Any]
     outbox: Outbox = field(default_factory=Outbox)
-    to_evaluate: set[str] = field(default_factory=set)
-    to_push: set[str] = field(default_factory=set)
 
-    def changed(self, customer_id: str) -> None:
+    async def changed(self, customer_id: str) -> None:
         """The customer's usage or balances changed: re-evaluate its alerts, push to its
         subscribers."""
-        self.to_evaluate.add(customer_id)
-        self.to_push.add(customer_id)
+        await self.evaluate([customer_id])
+        self.outbox.push(self.principal.org_id, (Topic.BALANCE, Topic.USAGE), [customer_id])
+
+    async def evaluate(self, customer_ids: Iterable[str]) -> None:
+        """Re-evaluate these customers' alerts after the commit."""
+        now = self.info.context.services.clock()
+        await self.outbox.evaluate(self.conn, self.principal.org_id, customer_ids, now)
 
     async def notify(self, event: WebhookEvent) -> str:
         """Write a webhook message caused by this mutation; returns its id."""

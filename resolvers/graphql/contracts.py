@@ -85,7 +85,7 @@ async def create_contract(info: Info[Context, Any], input: CreateContractInput) 
         )
         await audit("contract", stored.id, to_json(stored))
         await audit.notify(contract_changed(EventType.CONTRACT_CREATED, stored))
-        audit.changed(stored.customer_id)
+        await audit.changed(stored.customer_id)
     return view(Contract, stored, archived_at=None)
 
 
@@ -107,7 +107,7 @@ async def create_contract_from_package(
         )
         await audit("contract", stored.id, {"package_id": input.package_id, **to_json(stored)})
         await audit.notify(contract_changed(EventType.CONTRACT_CREATED, stored))
-        audit.changed(stored.customer_id)
+        await audit.changed(stored.customer_id)
     return view(Contract, stored, archived_at=None)
 
 
@@ -130,7 +130,7 @@ async def edit_contract(info: Info[Context, Any], input: EditContractInput) -> C
         )
         await audit("contract", contract_id, to_json(edit))
         await audit.notify(contract_changed(EventType.CONTRACT_EDITED, edited))
-        audit.changed(edited.customer_id)
+        await audit.changed(edited.customer_id)
     return view(Contract, edited, archived_at=None)
 
 
@@ -143,7 +143,7 @@ async def archive_contract(info: Info[Context, Any], id: strawberry.ID) -> Contr
         )
         await audit("contract", str(id), {"archived_at": now.isoformat()})
         await audit.notify(contract_changed(EventType.CONTRACT_ARCHIVED, record.contract))
-        audit.changed(record.contract.customer_id)
+        await audit.changed(record.contract.customer_id)
     return contract_view(record)
 
 

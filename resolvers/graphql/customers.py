@@ -114,7 +114,7 @@ async def update_customer(info: Info[Context, Any], input: UpdateCustomerInput) 
             },
         )
         if input.add_ingest_aliases:  # claimed stored events change usage
-            audit.changed(str(input.id))
+            await audit.changed(str(input.id))
         return await _stored(conn, principal.org_id, str(input.id))
 
 

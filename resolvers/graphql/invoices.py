@@ -106,7 +106,7 @@ async def void_invoice(info: Info[Context, Any], id: strawberry.ID) -> Invoice:
         await audit.notify(
             invoice_changed(EventType.INVOICE_VOIDED, stored.id, stored.invoice, stored.late_events)
         )
-        audit.changed(stored.invoice.customer_id)
+        await audit.changed(stored.invoice.customer_id)
     return stored_invoice_view(stored)
 
 
@@ -127,5 +127,5 @@ async def regenerate_invoice(info: Info[Context, Any], id: strawberry.ID) -> Inv
                 stored.replaces_invoice_id,
             )
         )
-        audit.changed(stored.invoice.customer_id)
+        await audit.changed(stored.invoice.customer_id)
     return stored_invoice_view(stored)

@@ -39,19 +39,12 @@ MAX_DESCRIPTION = 500
 
 
 def endpoint_view(endpoint: Endpoint) -> WebhookEndpoint:
-    return WebhookEndpoint(
-        id=strawberry.ID(endpoint.id),
-        url=endpoint.url,
-        description=endpoint.description,
+    until = endpoint.previous_secret_until if endpoint.previous_secret else None
+    return view(
+        WebhookEndpoint,
+        endpoint,
         event_types=list(endpoint.event_types),
-        enabled=endpoint.enabled,
-        disabled_reason=endpoint.disabled_reason,
-        failing_since=endpoint.failing_since,
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
-        previous_secret_expires_at=(
-            endpoint.previous_secret_until if endpoint.previous_secret else None
-        ),
+        previous_secret_expires_at=until,
         signing_secret=endpoint.secret,
     )
 
