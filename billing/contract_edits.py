@@ -14,6 +14,7 @@ from typing import TypeVar
 from billing.catalog import Product, ProductType
 from billing.contracts import (
     TERM_PREFIXES,
+    BillingProvider,
     Commit,
     Contract,
     Credit,
@@ -30,8 +31,9 @@ Term = TypeVar("Term", Override, Credit, RecurringCredit, Commit, Subscription, 
 
 @dataclass(frozen=True)
 class ContractEdit:
-    """Terms to add (with their ids already assigned), ids of terms to archive, and the new
-    end date when ``update_end_date`` is set (``ending_before`` None = open-ended)."""
+    """Terms to add (with their ids already assigned), ids of terms to archive, the new
+    end date when ``update_end_date`` is set (``ending_before`` None = open-ended), and a
+    new billing provider when ``billing_provider`` is set."""
 
     add_overrides: tuple[Override, ...] = ()
     add_credits: tuple[Credit, ...] = ()
@@ -42,6 +44,7 @@ class ContractEdit:
     archive_term_ids: tuple[str, ...] = ()
     update_end_date: bool = False
     ending_before: datetime | None = None
+    billing_provider: BillingProvider | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -72,6 +75,7 @@ def apply_edit(contract: Contract, edit: ContractEdit) -> Contract:
             for name in TERM_PREFIXES
         },
         ending_before=edit.ending_before if edit.update_end_date else contract.ending_before,
+        billing_provider=edit.billing_provider or contract.billing_provider,
     )
     validate_contract(edited)
     return edited

@@ -17,6 +17,13 @@ from billing.metering import GroupValues
 from billing.periods import BillingAnchor, BillingFrequency, BillingSchedule, schedule_for
 
 
+class BillingProvider(StrEnum):
+    """Where a contract's finalized invoices are sent for collection (SPEC §11)."""
+
+    NONE = "none"
+    STRIPE = "stripe"
+
+
 class OverrideType(StrEnum):
     MULTIPLIER = "multiplier"
     OVERWRITE = "overwrite"
@@ -136,6 +143,7 @@ class Contract:
     commits: tuple[Commit, ...] = ()
     subscriptions: tuple[Subscription, ...] = ()
     scheduled_charges: tuple[ScheduledCharge, ...] = ()
+    billing_provider: BillingProvider = BillingProvider.NONE
 
     @property
     def schedule(self) -> BillingSchedule:

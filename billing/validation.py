@@ -131,3 +131,18 @@ def validate_customer(
         raise ValidationError(
             "stripe_collection_method", f"must be one of {', '.join(COLLECTION_METHODS)}"
         )
+
+
+def validate_stripe_settings(secret_key: str, webhook_secret: str | None) -> None:
+    """A Stripe secret (``sk_…``) or restricted (``rk_…``) key and, when given, a webhook
+    signing secret (``whsec_…``); each at most 255 characters, without spaces."""
+    for field, value, prefixes in (
+        ("secret_key", secret_key, ("sk_", "rk_")),
+        ("webhook_signing_secret", webhook_secret, ("whsec_",)),
+    ):
+        if value is None:
+            continue
+        if not value.startswith(prefixes) or len(value) > 255 or any(c.isspace() for c in value):
+            raise ValidationError(
+                field, f"must be a Stripe key starting with {' or '.join(prefixes)}"
+            )

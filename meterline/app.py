@@ -22,6 +22,7 @@ from resolvers.graphql.app import graphql_app
 from resolvers.http import json_response
 from resolvers.ingest import ingest
 from resolvers.services import Services, services_of
+from resolvers.stripe_webhooks import stripe_webhook
 from workers.worker import build_worker
 
 
@@ -101,6 +102,7 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/v1/ingest", ingest, methods=["POST"]),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
     ]

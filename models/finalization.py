@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from billing.contracts import Contract
+from billing.contracts import BillingProvider, Contract
 from billing.drawdown import LedgerEntry, available_balances, contract_segments, void_entries
 from billing.errors import ConflictError, NotFoundError
 from billing.invoices import InvoiceStatus
@@ -17,6 +17,7 @@ from billing.periods import Period, grace_deadline, periods
 from models.drafts import billing_contexts
 from models.ids import new_id
 from models.store.contracts import contracts_by_id, lock_contract
+from models.store.invoice_syncs import request_sync, request_void
 from models.store.invoices import (
     StoredInvoice,
     add_ledger_entries,
@@ -49,14 +50,15 @@ async def _freeze(
     replaces_invoice_id: str | None = None,
 ) -> StoredInvoice:
     """Assemble the period against the recorded ledger, freeze it and store it with its
-    deductions (also appended to ``ledgers`` for the next period)."""
+    deductions (also appended to ``ledgers`` for the next period); a contract billed
+    through Stripe owes its push from the same transaction."""
     segments = contract_segments(context.contract, period.ending_before)
     draft = assemble(context, period, usage, available_balances(segments, ledgers))
     invoice_id = new_id("inv")
     invoice, entries = finalize(draft, invoice_id, now)
     for entry in entries:
         ledgers.setdefault(entry.segment_id, []).append(entry)
-    return await store_invoice(
+    stored = await store_invoice(
         conn,
         org_id,
         invoice,
@@ -67,6 +69,11 @@ async def _freeze(
         late_events=late_events,
         replaces_invoice_id=replaces_invoice_id,
     )
+    contract = context.contract
+    if contract.billing_provider is BillingProvider.STRIPE:
+        terms = contract.net_payment_terms_days
+        await request_sync(conn, org_id, invoice_id, contract.customer_id, terms, now)
+    return stored
 
 
 async def finalize_due(
@@ -125,7 +132,8 @@ async def void_invoice(
     conn: AsyncConnection, org_id: str, invoice_id: str, now: datetime
 ) -> StoredInvoice:
     """Void a finalized invoice and give back, as ``void_restore`` entries, every balance
-    it drew. CONFLICT if it is already void."""
+    it drew; an invoice pushed to Stripe owes voiding there. CONFLICT if it is already
+    void."""
     found = await _live_invoice(conn, org_id, invoice_id, None)
     invoice = found.invoice
     await lock_contract(conn, invoice.contract_id)
@@ -135,6 +143,7 @@ async def void_invoice(
     drawn = [entry for entries in ledgers.values() for entry in entries]
     restore = void_entries(drawn, invoice_id, now)
     await add_ledger_entries(conn, org_id, invoice.customer_id, invoice.contract_id, restore)
+    await request_void(conn, org_id, invoice_id, now)
     return await _live_invoice(conn, org_id, invoice_id, None)
 
 

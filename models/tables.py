@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 
 from models.alerts import AlertEvaluationRow, AlertRow, AlertStateRow
 from models.audit import AuditEntry
+from models.billing_providers import InvoiceSyncRow, StripeEventRow, StripeSettingsRow
 from models.catalog import ProductRow, RateCardRow, RateRow, UniquenessKey
 from models.contracts import ContractEdit, ContractRow
 from models.customers import Customer, CustomerIngestKey
@@ -45,6 +46,7 @@ __all__ = [
     "EventDedupe",
     "HandledOccurrence",
     "InvoiceRow",
+    "InvoiceSyncRow",
     "LedgerEntryRow",
     "OffsetRuleRow",
     "Organization",
@@ -52,6 +54,8 @@ __all__ = [
     "ProductRow",
     "RateCardRow",
     "RateRow",
+    "StripeEventRow",
+    "StripeSettingsRow",
     "UniquenessKey",
     "UsageDistinct",
     "UsageEventRow",

@@ -32,6 +32,7 @@ class EventType(StrEnum):
     INVOICE_VOIDED = "invoice.voided"
     INVOICE_PAID = "invoice.paid"
     INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
+    INVOICE_BILLING_PROVIDER_ERROR = "invoice.billing_provider_error"
     ALERT_TRIGGERED = "alert.triggered"
     ALERT_RESOLVED = "alert.resolved"
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"
@@ -123,6 +124,31 @@ def invoice_changed(
         },
         invoice.customer_id,
     )
+
+
+def invoice_at_provider(
+    kind: EventType,
+    invoice_id: str,
+    invoice: Invoice,
+    stripe_invoice_id: str | None,
+    *,
+    payment_status: str,
+    error: str | None = None,
+) -> WebhookEvent:
+    """``invoice.paid`` / ``invoice.payment_failed`` (Stripe reported a payment or its
+    failure) and ``invoice.billing_provider_error`` (the push to Stripe failed for good,
+    or Stripe's total differs from ours; ``error`` says which): the invoice's figures with
+    the provider, its invoice id there and the payment status."""
+    event = invoice_changed(kind, invoice_id, invoice)
+    data = {
+        **event.data,
+        "provider": "stripe",
+        "provider_invoice_id": stripe_invoice_id,
+        "payment_status": payment_status,
+    }
+    if error is not None:
+        data["error"] = error
+    return WebhookEvent(kind, data, invoice.customer_id)
 
 
 def alert_transition(rule: AlertRule, transition: AlertTransition) -> WebhookEvent:

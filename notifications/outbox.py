@@ -17,7 +17,7 @@ from models.store.webhook_endpoints import Endpoint, subscribed_endpoints
 from models.store.webhook_messages import Due, insert_message
 from notifications.catalog import WebhookEvent, payload
 from notifications.pubsub import Topic, publish
-from notifications.queue import enqueue_alert_evaluation, enqueue_deliveries
+from notifications.queue import enqueue_alert_evaluation, enqueue_deliveries, enqueue_stripe_syncs
 
 
 class Outbox:
@@ -28,6 +28,7 @@ class Outbox:
         self._endpoints: dict[tuple[str, str], list[Endpoint]] = {}
         self._evaluations: dict[str, set[str]] = {}
         self._pushes: dict[tuple[str, Topic], set[str]] = {}
+        self._syncs: list[tuple[str, datetime]] = []
 
     async def emit(
         self, conn: AsyncConnection, org_id: str, event: WebhookEvent, now: datetime
@@ -68,13 +69,21 @@ class Outbox:
         for topic in topics:
             self._pushes.setdefault((org_id, topic), set()).update(wanted)
 
+    def sync_invoices(self, due: Iterable[tuple[str, datetime]]) -> None:
+        """Invoices whose Stripe push (or voiding there) the transaction made due, as
+        (invoice id, due time); invoices without a push are ignored by the job."""
+        self._syncs += due
+
     async def dispatch(self, pool: ArqRedis) -> None:
-        """After the commit: enqueue a ``deliver_webhook`` job per delivery written and an
-        ``evaluate_alerts`` job per customer requested, and publish the pushes."""
+        """After the commit: enqueue a ``deliver_webhook`` job per delivery written, an
+        ``evaluate_alerts`` job per customer requested and a ``sync_stripe`` job per invoice
+        to push, and publish the pushes."""
         due, self._due = self._due, []
         evaluations, self._evaluations = self._evaluations, {}
         pushes, self._pushes = self._pushes, {}
+        syncs, self._syncs = self._syncs, []
         await enqueue_deliveries(pool, due)
+        await enqueue_stripe_syncs(pool, syncs)
         for org_id, customer_ids in evaluations.items():
             await enqueue_alert_evaluation(pool, org_id, customer_ids)
         for (org_id, topic), customer_ids in pushes.items():

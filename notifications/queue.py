@@ -17,6 +17,7 @@ from arq.connections import ArqRedis
 BACKFILL_METRIC = "backfill_metric"
 EVALUATE_ALERTS = "evaluate_alerts"
 DELIVER_WEBHOOK = "deliver_webhook"
+SYNC_STRIPE = "sync_stripe"
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +62,28 @@ async def start_alert_evaluation(pool: ArqRedis, org_id: str, customer_id: str) 
     await pool.incr(_generation_key(org_id, customer_id))
 
 
-async def enqueue_deliveries(pool: ArqRedis, due: Sequence[tuple[str, datetime]]) -> None:
-    """Ask for ``deliver_webhook`` of each (delivery id, due time), deferred to its time;
-    the id names the attempt's slot, so a retry or a replay is a new job and a sweep of a
-    lost job re-creates the same one."""
-    for delivery_id, at in due:
+async def _enqueue_due(pool: ArqRedis, job: str, due: Sequence[tuple[str, datetime]]) -> None:
+    """Enqueue ``job`` for each (row id, due time), deferred to its time; the job id names
+    the attempt's slot, so a retry is a new job and a sweep of a lost job re-creates the
+    same one."""
+    for row_id, at in due:
         # deferred by wall time (ARQ's schedule), never into the past: a job due long ago
         # (a sweep after downtime, a test clock) runs now
         wait = max(0.0, at.timestamp() - time.time())
         try:
             await pool.enqueue_job(
-                DELIVER_WEBHOOK,
-                delivery_id,
-                _job_id=f"{DELIVER_WEBHOOK}:{delivery_id}:{at.timestamp():.6f}",
-                _defer_by=wait,
+                job, row_id, _job_id=f"{job}:{row_id}:{at.timestamp():.6f}", _defer_by=wait
             )
         except Exception:  # the outbox sweeper re-enqueues what is due
-            log.exception("could not enqueue delivery %s", delivery_id)
+            log.exception("could not enqueue %s of %s", job, row_id)
+
+
+async def enqueue_deliveries(pool: ArqRedis, due: Sequence[tuple[str, datetime]]) -> None:
+    """Ask for ``deliver_webhook`` of each (delivery id, due time)."""
+    await _enqueue_due(pool, DELIVER_WEBHOOK, due)
+
+
+async def enqueue_stripe_syncs(pool: ArqRedis, due: Sequence[tuple[str, datetime]]) -> None:
+    """Ask for ``sync_stripe`` of each (invoice id, due time): a push to Stripe, a retry,
+    or voiding an invoice there."""
+    await _enqueue_due(pool, SYNC_STRIPE, due)

@@ -14,6 +14,7 @@ from schema.catalog import Tier, TierInput
 from schema.enums import (
     BillingAnchor,
     BillingFrequency,
+    BillingProvider,
     CommitType,
     OverrideType,
     RateType,
@@ -123,6 +124,7 @@ class Contract:
     billing_frequency: BillingFrequency
     billing_anchor: BillingAnchor
     net_payment_terms_days: int
+    billing_provider: BillingProvider
     overrides: list[Override]
     credits: list[Credit]
     recurring_credits: list[RecurringCredit]
@@ -223,6 +225,10 @@ class CreateContractInput:
     billing_frequency: BillingFrequency = BillingFrequency.MONTHLY
     billing_anchor: BillingAnchor = BillingAnchor.FIRST_OF_MONTH
     net_payment_terms_days: int = 30
+    billing_provider: BillingProvider = strawberry.field(
+        default=BillingProvider.NONE,
+        description="STRIPE: finalized invoices are pushed to the customer's Stripe customer.",
+    )
     overrides: list[OverrideInput] = strawberry.field(default_factory=list)
     credits: list[CreditInput] = strawberry.field(default_factory=list)
     recurring_credits: list[RecurringCreditInput] = strawberry.field(default_factory=list)
@@ -251,6 +257,9 @@ class EditContractInput:
     add_scheduled_charges: list[ScheduledChargeInput] = strawberry.field(default_factory=list)
     archive_term_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
     update_end_date: EndDateInput | None = None
+    billing_provider: BillingProvider | None = strawberry.field(
+        default=None, description="Where invoices finalized from now on are sent."
+    )
 
 
 @strawberry.type
@@ -376,3 +385,4 @@ class CreateContractFromPackageInput:
     customer_id: strawberry.ID
     starting_at: datetime
     uniqueness_key: str | None = None
+    billing_provider: BillingProvider = BillingProvider.NONE

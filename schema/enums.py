@@ -6,12 +6,13 @@ import strawberry
 
 from billing.alerts import AlertState, AlertType
 from billing.catalog import ConversionOperation, ProductType, RateType, RoundingMethod, TierMode
-from billing.contracts import CommitType, OverrideType
+from billing.contracts import BillingProvider, CommitType, OverrideType
 from billing.drawdown import BalanceKind, LedgerEntryType
 from billing.invoices import InvoiceStatus, LineType
 from billing.metering import AggregationType
 from billing.periods import BillingAnchor, BillingFrequency
 from billing.preview import PreviewMode
+from billing.provider_invoice import PaymentStatus, SyncStatus
 from billing.rates import UnratedReason
 
 for _enum in (
@@ -21,16 +22,19 @@ for _enum in (
     BalanceKind,
     BillingAnchor,
     BillingFrequency,
+    BillingProvider,
     CommitType,
     ConversionOperation,
     InvoiceStatus,
     LedgerEntryType,
     LineType,
     OverrideType,
+    PaymentStatus,
     PreviewMode,
     ProductType,
     RateType,
     RoundingMethod,
+    SyncStatus,
     TierMode,
     UnratedReason,
 ):
@@ -43,16 +47,19 @@ __all__ = [
     "BalanceKind",
     "BillingAnchor",
     "BillingFrequency",
+    "BillingProvider",
     "CommitType",
     "ConversionOperation",
     "InvoiceStatus",
     "LedgerEntryType",
     "LineType",
     "OverrideType",
+    "PaymentStatus",
     "PreviewMode",
     "ProductType",
     "RateType",
     "RoundingMethod",
+    "SyncStatus",
     "TierMode",
     "UnratedReason",
 ]

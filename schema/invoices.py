@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
 from schema.enums import InvoiceStatus, LineType, PreviewMode, UnratedReason
+from schema.stripe import InvoiceBillingProvider
 
 
 @strawberry.type
@@ -62,6 +65,18 @@ class Invoice:
     finalized_at: datetime | None
     voided_at: datetime | None
     replaces_invoice_id: strawberry.ID | None
+
+    @strawberry.field(
+        description="The invoice at Stripe: null for drafts and for invoices of contracts "
+        "not billed through a provider."
+    )
+    async def billing_provider(self, info: Info[Any, Any]) -> InvoiceBillingProvider | None:
+        if self.id is None:
+            return None
+        found: InvoiceBillingProvider | None = await info.context.loaders.invoice_syncs.load(
+            (str(self.id), self.currency)
+        )
+        return found
 
 
 @strawberry.type

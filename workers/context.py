@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from arq.connections import ArqRedis
 
+from integrations.stripe import RETRY_SCHEDULE
 from models.db import Database
 from notifications.retry import DEFAULT_SCHEDULE
 
@@ -40,6 +41,7 @@ class JobContext:
     grace_period: timedelta = timedelta(hours=24)
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient())
+    stripe_schedule: Sequence[timedelta] = RETRY_SCHEDULE
 
 
 def job_context(ctx: dict[str, Any]) -> JobContext:

@@ -1,5 +1,5 @@
 """Jobs: deliver one webhook attempt (SPEC §10), and the sweeper that re-enqueues what
-Redis lost (deliveries and alert evaluations). The delivery row is the truth; a job only
+Redis lost (deliveries, alert evaluations, Stripe pushes). The delivery row is the truth; a job only
 acts on a due, unleased delivery."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from billing.errors import ValidationError
 from models.store.alert_requests import pending_evaluations
+from models.store.invoice_syncs import due_syncs
 from models.store.webhook_deliveries import (
     AttemptLog,
     Leased,
@@ -22,7 +23,11 @@ from models.store.webhook_endpoints import disable_endpoint, record_health
 from models.store.webhook_messages import fail_pending
 from notifications.catalog import endpoint_disabled
 from notifications.outbox import Outbox
-from notifications.queue import enqueue_alert_evaluation, enqueue_deliveries
+from notifications.queue import (
+    enqueue_alert_evaluation,
+    enqueue_deliveries,
+    enqueue_stripe_syncs,
+)
 from notifications.retry import JITTER, next_delay, parse_retry_after, should_disable
 from notifications.sender import Attempt, send
 from notifications.signing import signature_headers
@@ -103,18 +108,20 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
 
 async def outbox_sweeper(ctx: dict[str, Any]) -> int:
     """Re-enqueue what the database says is owed and Redis may have lost: pending
-    deliveries that are due and not being sent, and alert evaluations requested more than
-    ``EVALUATION_SLACK`` ago and not done. Duplicates of a queued job are ignored by ARQ.
-    Returns how many jobs were asked for."""
+    deliveries and Stripe pushes that are due and not under way, and alert evaluations
+    requested more than ``EVALUATION_SLACK`` ago and not done. Duplicates of a queued job
+    are ignored by ARQ. Returns how many jobs were asked for."""
     jobs, pool = job_context(ctx), job_redis(ctx)
     now = jobs.clock()
     async with jobs.db.read() as conn:
         due = await due_deliveries(conn, now, SWEEP_BATCH)
         owed = await pending_evaluations(conn, now - EVALUATION_SLACK, SWEEP_BATCH)
+        pushes = await due_syncs(conn, now, SWEEP_BATCH)
     await enqueue_deliveries(pool, due)
+    await enqueue_stripe_syncs(pool, pushes)
     by_org: dict[str, list[str]] = {}
     for org_id, customer_id in owed:
         by_org.setdefault(org_id, []).append(customer_id)
     for org_id, customer_ids in by_org.items():
         await enqueue_alert_evaluation(pool, org_id, customer_ids)
-    return len(due) + len(owed)
+    return len(due) + len(owed) + len(pushes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billing.contracts import BillingProvider
 from models.finalization import due_periods, finalize_due
 from models.store.contracts import live_contracts_everywhere
 from models.store.invoices import closed_periods
@@ -47,6 +48,8 @@ async def finalize_invoices(ctx: dict[str, Any]) -> int:
             for s in stored:
                 event = invoice_changed(EventType.INVOICE_FINALIZED, s.id, s.invoice, s.late_events)
                 await outbox.emit(conn, org_id, event, now)
+            if contract.billing_provider is BillingProvider.STRIPE:
+                outbox.sync_invoices((s.id, now) for s in stored)
             if stored:
                 await outbox.evaluate(conn, org_id, [contract.customer_id], now)
                 outbox.push(org_id, (Topic.BALANCE,), [contract.customer_id])

@@ -12,7 +12,7 @@ from arq.cron import cron
 from arq.worker import func
 
 from models.db import Database
-from notifications.queue import BACKFILL_METRIC, DELIVER_WEBHOOK, EVALUATE_ALERTS
+from notifications.queue import BACKFILL_METRIC, DELIVER_WEBHOOK, EVALUATE_ALERTS, SYNC_STRIPE
 from workers.alerts import evaluate_alerts
 from workers.backfill import backfill_metric
 from workers.context import CONTEXT_KEY, JobContext, WebhookPolicy
@@ -20,12 +20,14 @@ from workers.deliver import deliver_webhook, outbox_sweeper
 from workers.finalize import finalize_invoices
 from workers.lifecycle import lifecycle_scheduler
 from workers.maintenance import prune_dedupe_keys
+from workers.stripe_sync import sync_stripe
 
 FUNCTIONS = [
     func(backfill_metric, name=BACKFILL_METRIC, max_tries=10),
     # keep_result=0: a finished run frees its id at once (see enqueue_alert_evaluation)
     func(evaluate_alerts, name=EVALUATE_ALERTS, max_tries=5, keep_result=0),
     func(deliver_webhook, name=DELIVER_WEBHOOK, max_tries=3, keep_result=0, timeout=120),
+    func(sync_stripe, name=SYNC_STRIPE, max_tries=3, keep_result=0, timeout=600),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import strawberry
@@ -97,6 +98,7 @@ async def create_contract_from_package(
         terms = await package_store.package_contract(
             conn, principal.org_id, str(input.package_id), str(input.customer_id), input.starting_at
         )
+        terms = replace(terms, billing_provider=input.billing_provider)
         stored = await store.create_contract(
             conn,
             principal.org_id,

@@ -107,6 +107,7 @@ async def void_invoice(info: Info[Context, Any], id: strawberry.ID) -> Invoice:
             invoice_changed(EventType.INVOICE_VOIDED, stored.id, stored.invoice, stored.late_events)
         )
         await audit.changed(stored.invoice.customer_id)
+        audit.outbox.sync_invoices([(stored.id, now)])
     return stored_invoice_view(stored)
 
 
@@ -128,4 +129,5 @@ async def regenerate_invoice(info: Info[Context, Any], id: strawberry.ID) -> Inv
             )
         )
         await audit.changed(stored.invoice.customer_id)
+        audit.outbox.sync_invoices([(stored.id, now)])
     return stored_invoice_view(stored)

@@ -10,14 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
+from billing.contracts import BillingProvider
 from billing.contracts import Contract as CoreContract
 from billing.drawdown import segment_start_entry
 from billing.errors import ValidationError
 from billing.invoices import Invoice as CoreInvoice
+from billing.provider_invoice import from_provider_amount
 from models.drafts import ContractDrafts, drafts_of_customers
 from models.store.alerts import AlertRecord, alerts_of_customers
 from models.store.api_keys import Principal
 from models.store.contracts import ContractRecord, EditRecord, contracts_of_customers, edits_of
+from models.store.invoice_syncs import Sync, syncs_of
 from models.store.invoices import StoredInvoice, first_invoice_pages, invoices_page
 from models.store.metrics import list_metrics
 from models.store.organizations import grace_of
@@ -29,6 +32,7 @@ from schema.contracts import Contract, ContractEdit
 from schema.customers import Balance, LedgerEntry, UsagePoint, UsageWindow
 from schema.invoices import Invoice
 from schema.pagination import Connection
+from schema.stripe import InvoiceBillingProvider
 from schema.views import view
 
 USAGE_SPAN = {UsageWindow.HOUR: timedelta(days=31), UsageWindow.DAY: timedelta(days=366)}
@@ -55,6 +59,20 @@ def stored_invoice_view(stored: StoredInvoice) -> Invoice:
     return view(Invoice, stored, stored.invoice)
 
 
+def billing_provider_view(
+    sync: Sync, currency: str, customer_token: bool
+) -> InvoiceBillingProvider:
+    total = sync.stripe_total
+    return view(
+        InvoiceBillingProvider,
+        sync,
+        provider=BillingProvider.STRIPE,
+        provider_invoice_id=sync.stripe_invoice_id,
+        provider_total=None if total is None else from_provider_amount(total, currency),
+        error=None if customer_token else sync.last_error,
+    )
+
+
 def alert_view(record: AlertRecord) -> Alert:
     return view(Alert, record.rule, record)
 
@@ -73,6 +91,8 @@ class Loaders:
         self.contract_edits = DataLoader(self._contract_edits)
         self.invoice_pages = DataLoader(self._invoice_pages)
         self.alerts = DataLoader(self._alerts)
+        self.invoice_syncs = DataLoader(self._invoice_syncs)
+        self._customer_token = principal is not None and principal.customer_id is not None
 
     async def grace(self, conn: AsyncConnection) -> timedelta:
         """The organization's grace period (its own setting, else the installation's)."""
@@ -104,6 +124,19 @@ class Loaders:
     async def _draft_invoices(self, customer_ids: list[str]) -> list[list[Invoice]]:
         billing = await self.billing.load_many(customer_ids)
         return [[draft_view(i) for d in drafts for i in d.invoices] for drafts in billing]
+
+    async def _invoice_syncs(
+        self, keys: list[tuple[str, str]]
+    ) -> list[InvoiceBillingProvider | None]:
+        """(invoice id, currency) → the invoice at Stripe, or None."""
+        async with self.services.db.read() as conn:
+            found = await syncs_of(conn, self.org_id, [invoice_id for invoice_id, _ in keys])
+        return [
+            None
+            if invoice_id not in found
+            else billing_provider_view(found[invoice_id], currency, self._customer_token)
+            for invoice_id, currency in keys
+        ]
 
     async def _contract_edits(self, contract_ids: list[str]) -> list[list[ContractEdit]]:
         async with self.services.db.read() as conn:

@@ -17,6 +17,7 @@ from resolvers.graphql import events as events_api
 from resolvers.graphql import invoices as invoices_api
 from resolvers.graphql import metrics as metrics_api
 from resolvers.graphql import offset_rules as offset_rules_api
+from resolvers.graphql import stripe as stripe_api
 from resolvers.graphql import webhooks as webhooks_api
 from resolvers.graphql.context import Context, not_found, read, require
 from schema.access import ApiKey, AuditEntry, CreatedApiKey, CustomerToken
@@ -29,6 +30,7 @@ from schema.invoices import CostPreview, Invoice
 from schema.metrics import BillableMetric
 from schema.organization import Organization
 from schema.pagination import Connection
+from schema.stripe import StripeSettings
 from schema.views import view
 from schema.webhooks import OffsetRule, WebhookEndpoint, WebhookMessage
 
@@ -60,6 +62,7 @@ class Query:
     packages: Connection[Package] = strawberry.field(resolver=contracts_api.packages)
     invoice: Invoice = strawberry.field(resolver=invoices_api.invoice)
     cost_preview: CostPreview = strawberry.field(resolver=invoices_api.cost_preview)
+    stripe_settings: StripeSettings | None = strawberry.field(resolver=stripe_api.stripe_settings)
     search_events: list[FoundEvent] = strawberry.field(
         resolver=events_api.search_events_by_id,
         description="Stored events by transaction id (1–100), with what became of each.",
@@ -113,6 +116,8 @@ class Mutation:
     reset_alert: Alert = strawberry.field(resolver=alerts_api.reset_alert)
     void_invoice: Invoice = strawberry.field(resolver=invoices_api.void_invoice)
     regenerate_invoice: Invoice = strawberry.field(resolver=invoices_api.regenerate_invoice)
+    retry_invoice_sync: Invoice = strawberry.field(resolver=stripe_api.retry_invoice_sync)
+    set_stripe_settings: StripeSettings = strawberry.field(resolver=stripe_api.set_stripe_settings)
     create_api_key: CreatedApiKey = strawberry.field(resolver=access_api.create_api_key)
     revoke_api_key: ApiKey = strawberry.field(resolver=access_api.revoke_api_key)
     create_customer_token: CustomerToken = strawberry.field(

@@ -1,5 +1,10 @@
 """Organization A's objects for the isolation tests, all created through the public API
-(its March invoices by the finalization job)."""
+(its March invoices by the finalization job).
+
+A has Stripe settings (no API base: Stripe itself, never reached) and both contracts are
+billed through Stripe; neither customer is linked to a Stripe customer, so the (zero, but
+sent) March invoices' pushes end in ``BILLING_PROVIDER_ERROR`` at once, without a Stripe
+call: state that ``retryInvoiceSync`` would change."""
 
 from __future__ import annotations
 
@@ -49,6 +54,13 @@ METRIC_INPUT = {
 }
 CUSTOMER_X_INPUT = {"name": "X Corp", "ingestAliases": ["x-alias"], "uniquenessKey": "cust-x"}
 ENDPOINT = {"url": "https://1.1.1.1/hooks", "uniquenessKey": "endpoint-a"}
+STRIPE_SETTINGS = {
+    "secretKey": "sk_test_organization_a_k3yA",
+    "webhookSigningSecret": "whsec_organization_a",
+    "apiBase": None,
+    "sendZeroTotalInvoices": True,
+}
+STRIPE_KEY_HINT = "sk_test_…k3yA"
 OFFSET_RULE = {
     "name": "Week before end",
     "trigger": "CONTRACT_ENDED",
@@ -97,6 +109,12 @@ async def build_graph(env: Env) -> Graph:
     rate_card = await create(
         env, "createRateCard", "CreateRateCardInput", {"name": "Standard", "rates": [rate]}
     )
+    set_stripe = (
+        "mutation($input: StripeSettingsInput!) { setStripeSettings(input: $input) "
+        "{ secretKeyHint } }"
+    )
+    settings = await data(env, set_stripe, input=STRIPE_SETTINGS)
+    assert settings["setStripeSettings"]["secretKeyHint"] == STRIPE_KEY_HINT
     customer_x = await create(env, "createCustomer", "CreateCustomerInput", CUSTOMER_X_INPUT)
     customer_y = await create(
         env,
@@ -110,6 +128,7 @@ async def build_graph(env: Env) -> Graph:
             "customerId": customer,
             "rateCardId": rate_card,
             "startingAt": iso(MARCH),
+            "billingProvider": "STRIPE",
             "credits": [credit("Promo", amount)],
         }
         contracts.append(await create(env, "createContract", "CreateContractInput", terms))

@@ -47,12 +47,12 @@ QUERY_PROBES: dict[str, Probe] = {
         lambda g: {"c": g.customer_x},
     ),
     "contract": (
-        "query($id: ID!) { contract(id: $id) { id edits { version } } }",
+        "query($id: ID!) { contract(id: $id) { id billingProvider edits { version } } }",
         lambda g: {"id": g.contract_x},
     ),
     "packages": ("{ packages(first: 100) { nodes { id } } }", lambda g: {}),
     "invoice": (
-        "query($id: ID!) { invoice(id: $id) { id total } }",
+        "query($id: ID!) { invoice(id: $id) { id total billingProvider { status error } } }",
         lambda g: {"id": g.invoice_x},
     ),
     "costPreview": (
@@ -96,7 +96,20 @@ QUERY_PROBES: dict[str, Probe] = {
         lambda g: {"id": g.message},
     ),
     "offsetRules": ("{ offsetRules { id name } }", lambda g: {}),
+    "stripeSettings": (
+        "{ stripeSettings { secretKeyHint webhookSecretSet apiBase sendZeroTotalInvoices } }",
+        lambda g: {},
+    ),
 }
+
+
+OTHER_STRIPE_SETTINGS = {
+    "secretKey": "sk_test_intruder_B222",
+    "webhookSigningSecret": None,
+    "apiBase": None,
+    "sendZeroTotalInvoices": False,
+}
+OTHER_STRIPE_KEY_HINT = "sk_test_…B222"
 
 
 def mutation(name: str, input_type: str, select: str = "id") -> str:
@@ -187,7 +200,11 @@ MUTATION_PROBES: dict[str, Probe] = {
     "editContract": (
         mutation("editContract", "EditContractInput", "id edits { version }"),
         lambda g: {
-            "input": {"contractId": g.contract_x, "addCredits": [credit("Free money", "1000000")]}
+            "input": {
+                "contractId": g.contract_x,
+                "addCredits": [credit("Free money", "1000000")],
+                "billingProvider": "NONE",
+            }
         },
     ),
     "archiveContract": (by_id("archiveContract"), lambda g: {"id": g.contract_x}),
@@ -250,6 +267,20 @@ MUTATION_PROBES: dict[str, Probe] = {
         lambda g: {"input": OFFSET_RULE},
     ),
     "archiveOffsetRule": (by_id("archiveOffsetRule"), lambda g: {"id": g.offset_rule}),
+    # Another organization's settings are its own: this must neither replace A's nor show
+    # them (no API base: the installation's SSRF guard refuses private addresses).
+    "setStripeSettings": (
+        mutation(
+            "setStripeSettings",
+            "StripeSettingsInput",
+            "secretKeyHint webhookSecretSet apiBase sendZeroTotalInvoices",
+        ),
+        lambda g: {"input": OTHER_STRIPE_SETTINGS},
+    ),
+    "retryInvoiceSync": (
+        "mutation($id: ID!) { retryInvoiceSync(invoiceId: $id) { id billingProvider { status } } }",
+        lambda g: {"id": g.invoice_x},
+    ),
 }
 PROBES = {**QUERY_PROBES, **MUTATION_PROBES}
 

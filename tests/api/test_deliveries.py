@@ -20,10 +20,9 @@ from svix.webhooks import Webhook
 from notifications.catalog import WebhookEvent
 from notifications.outbox import Outbox
 from tests.api.support import data
-from tests.api.worker_support import messages
+from tests.api.worker_support import ctx_of, messages
 from tests.conftest import Env
 from workers.deliver import deliver_webhook, outbox_sweeper
-from workers.worker import build_worker
 
 CREATE = """mutation($url: String!) {
   createWebhookEndpoint(input: {url: $url}) { id secret } }"""
@@ -83,13 +82,6 @@ async def setup(env: Env, receiver: Receiver) -> tuple[str, str]:
 async def deliveries(env: Env) -> list[dict[str, Any]]:
     nodes = (await data(env, LOG))["webhookMessages"]["nodes"]
     return [d for m in nodes if m["type"] == "customer.created" for d in m["deliveries"]]
-
-
-def ctx_of(env: Env) -> dict[str, Any]:
-    worker = build_worker(
-        env.redis, env.db, env.clock, handle_signals=False, burst=True, webhooks=env.webhooks
-    )
-    return {**worker.ctx, "redis": env.redis}
 
 
 async def test_a_delivery_is_signed_and_logged(env: Env, receiver: Receiver) -> None:

@@ -16,9 +16,10 @@ import pytest
 from gql.transport.exceptions import TransportConnectionFailed
 
 from resolvers.graphql.app import build_schema
-from tests.api.isolation_graph import APRIL, Graph, build_graph
+from tests.api.isolation_graph import APRIL, STRIPE_KEY_HINT, Graph, build_graph
 from tests.api.isolation_probes import (
     MUTATION_PROBES,
+    OTHER_STRIPE_KEY_HINT,
     PROBES,
     QUERY_PROBES,
     SUBSCRIPTION_PROBES,
@@ -53,11 +54,11 @@ SNAPSHOT = """{
   customers(first: 100) {
     nodes {
       id name ingestAliases customFields stripeCustomerId archivedAt
-      contracts { id archivedAt credits { id amount } edits { version } }
+      contracts { id archivedAt billingProvider credits { id amount } edits { version } }
       draftInvoices { total lines { type amount } }
       balances { id remainingAfterDrafts }
       alerts { id archivedAt }
-      invoices { nodes { id status } }
+      invoices { nodes { id status billingProvider { status paymentStatus error } } }
     }
   }
   contracts(first: 100, includeArchived: true) { nodes { id archivedAt } }
@@ -68,7 +69,11 @@ SNAPSHOT = """{
   webhookEndpoints(first: 100) { nodes { id url enabled secret previousSecretExpiresAt } }
   webhookMessages(first: 100) { nodes { id deliveries { id status } } }
   offsetRules { id }
+  stripeSettings { secretKeyHint webhookSecretSet apiBase sendZeroTotalInvoices updatedAt }
 }"""
+
+
+STRIPE_SETTINGS = "{ stripeSettings { secretKeyHint } }"
 
 
 async def snapshot(env: Env) -> dict[str, Any]:
@@ -88,24 +93,26 @@ async def customer_token(env: Env, customer_id: str, ttl_seconds: int = 3600) ->
 
 
 def outcome(body: dict[str, Any]) -> str:
-    """OK, or the codes of the errors (``data`` must then be null: nothing half-done)."""
+    """OK, or the codes of the errors (``data`` must then be null, or hold only nulls for a
+    nullable root field such as ``stripeSettings``: nothing half-done)."""
     if not body.get("errors"):
         return "OK"
-    assert body["data"] is None, body
+    assert body["data"] is None or set(body["data"].values()) == {None}, body
     return ",".join(sorted(set(codes(body))))
 
 
 # What organization B's admin key gets for each probe: NOT_FOUND wherever one of A's
-# objects is named; OK (with none of A's ids in the data) for the lists, and for the creates
-# that name nothing of A's (A's uniqueness keys and ingest aliases are free in B).
+# objects is named; OK (with none of A's ids in the data) for the lists and B's own
+# settings, and for the creates that name nothing of A's (A's uniqueness keys and ingest
+# aliases are free in B; B's Stripe settings are B's own).
 LISTS = (
     "organization", "billableMetrics", "products", "rateCards", "customers", "contracts",
     "packages", "searchEvents", "alerts", "apiKeys", "auditLog", "webhookEndpoints",
-    "webhookMessages", "offsetRules",
+    "webhookMessages", "offsetRules", "stripeSettings",
 )  # fmt: skip
 OWN_CREATES = (
     "createBillableMetric", "createCustomer", "createApiKey", "createWebhookEndpoint",
-    "createOffsetRule",
+    "createOffsetRule", "setStripeSettings",
 )  # fmt: skip
 SECOND_ORG = {
     field: "OK" if field in LISTS or field in OWN_CREATES else "NOT_FOUND" for field in PROBES
@@ -125,7 +132,9 @@ def test_every_probe_has_an_expectation() -> None:
 async def test_a_second_organization_reaches_nothing_of_the_first(env: Env) -> None:
     graph = await build_graph(env)
     before = await snapshot(env)
+    assert before["stripeSettings"]["secretKeyHint"] == STRIPE_KEY_HINT
     other_org, other_key = await env.new_org("Other")
+    assert await data(env, STRIPE_SETTINGS, other_key) == {"stripeSettings": None}
     outcomes, leaks = {}, {}
     # Mutations first, so B's own lists are not empty when the queries run.
     for field in [*MUTATION_PROBES, *QUERY_PROBES]:
@@ -133,8 +142,14 @@ async def test_a_second_organization_reaches_nothing_of_the_first(env: Env) -> N
         outcomes[field] = outcome(body)
         shown = json.dumps(body["data"])
         leaks[field] = [object_id for object_id in graph.ids() if object_id in shown]
+        if STRIPE_KEY_HINT in json.dumps(body, ensure_ascii=False):
+            leaks[field].append(STRIPE_KEY_HINT)
     assert {field: ids for field, ids in leaks.items() if ids} == {}
     assert await snapshot(env) == before
+    # B's setStripeSettings set B's own settings, which are all B sees.
+    assert await data(env, STRIPE_SETTINGS, other_key) == {
+        "stripeSettings": {"secretKeyHint": OTHER_STRIPE_KEY_HINT}
+    }
     mine = await data(env, "{ organization { id } customers { nodes { name } } }", other_key)
     assert mine == {"organization": {"id": other_org}, "customers": {"nodes": [{"name": "X Corp"}]}}
     query, variables = PROBES["searchEvents"]
@@ -265,10 +280,20 @@ async def test_a_customer_token_reads_its_own_customer(env: Env) -> None:
     assert own == await data(
         env, OWN_CUSTOMER, env.read_key, id=graph.customer_y, metric=graph.metric
     )
-    invoice = await data(
-        env, "query($id: ID!) { invoice(id: $id) { id customerId } }", token, id=graph.invoice_y
+    invoice_query = (
+        "query($id: ID!) { invoice(id: $id) { id customerId billingProvider { status error } } }"
     )
-    assert invoice == {"invoice": {"id": graph.invoice_y, "customerId": graph.customer_y}}
+    invoice = await data(env, invoice_query, token, id=graph.invoice_y)
+    # why the push failed is for the organization only: null for the customer's token
+    assert invoice == {
+        "invoice": {
+            "id": graph.invoice_y,
+            "customerId": graph.customer_y,
+            "billingProvider": {"status": "BILLING_PROVIDER_ERROR", "error": None},
+        }
+    }
+    as_admin = (await data(env, invoice_query, env.read_key, id=graph.invoice_y))["invoice"]
+    assert "stripe_customer_id" in as_admin["billingProvider"]["error"]
     _, variables = QUERY_PROBES["costPreview"]
     preview = (
         "query($c: ID!, $events: [EventInput!]!) { costPreview(customerId: $c, events: $events) "
@@ -333,10 +358,45 @@ async def test_read_keys_cannot_mutate_and_ingest_keys_cannot_use_graphql(env: E
         **{field: "FORBIDDEN" for field in MUTATION_PROBES},
         "apiKeys": "FORBIDDEN",
         "auditLog": "FORBIDDEN",
+        "stripeSettings": "FORBIDDEN",
     }
     ingest = {field: outcome(await run(env, field, graph, env.ingest_key)) for field in PROBES}
     assert ingest == {field: "FORBIDDEN" for field in PROBES}
     assert await snapshot(env) == before
+
+
+RETRY = MUTATION_PROBES["retryInvoiceSync"][0]
+PUSH_STATUS = "query($id: ID!) { invoice(id: $id) { billingProvider { status } } }"
+
+
+async def test_only_the_organizations_admin_retries_the_failed_push_of_its_invoice(
+    env: Env,
+) -> None:
+    """A's invoices' pushes to Stripe failed (their customers have no Stripe customer):
+    B's admin cannot find them (exactly as if they did not exist), customer Y's token may
+    not retry even its own invoice, a read key may not; A's admin can."""
+    graph = await build_graph(env)
+    _, other_key = await env.new_org("Other")
+    token_y = (await customer_token(env, graph.customer_y))["token"]
+    attempts = {
+        "second organization": await gql(env, RETRY, other_key, id=graph.invoice_x),
+        "customer Y, own invoice": await gql(env, RETRY, token_y, id=graph.invoice_y),
+        "read key": await gql(env, RETRY, env.read_key, id=graph.invoice_x),
+    }
+    assert {who: outcome(body) for who, body in attempts.items()} == {
+        "second organization": "NOT_FOUND",
+        "customer Y, own invoice": "FORBIDDEN",
+        "read key": "FORBIDDEN",
+    }
+    absent = await gql(env, RETRY, other_key, id="inv_doesnotexist")
+    theirs = attempts["second organization"]["errors"][0]["extensions"]
+    assert theirs == absent["errors"][0]["extensions"]
+    for invoice_id in (graph.invoice_x, graph.invoice_y):
+        found = await data(env, PUSH_STATUS, id=invoice_id)
+        assert found["invoice"]["billingProvider"] == {"status": "BILLING_PROVIDER_ERROR"}
+    assert await data(env, RETRY, id=graph.invoice_x) == {
+        "retryInvoiceSync": {"id": graph.invoice_x, "billingProvider": {"status": "PENDING"}}
+    }
 
 
 async def test_an_expired_customer_token_is_unauthenticated(env: Env) -> None:

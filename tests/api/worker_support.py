@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.api.support import data
 from tests.conftest import Env
+from workers.worker import build_worker
 
 RULE = "id name trigger offset createdAt"
 CREATE_RULE = f"""
@@ -27,3 +28,11 @@ async def messages(env: Env, type: str) -> list[dict[str, Any]]:
     )
     found = await data(env, query, type=type)
     return [node["payload"] for node in found["webhookMessages"]["nodes"]]
+
+
+def ctx_of(env: Env) -> dict[str, Any]:
+    """The context a worker hands its jobs (to call a job or a cron directly)."""
+    worker = build_worker(
+        env.redis, env.db, env.clock, handle_signals=False, burst=True, webhooks=env.webhooks
+    )
+    return {**worker.ctx, "redis": env.redis}
