@@ -70,7 +70,10 @@ def _failure(error: stripe.StripeError) -> StripeFailure:
             or status in (409, 429)
             or error.code == "lock_timeout"
         )
-    detail = error.user_message or str(error) or type(error).__name__
+    if isinstance(error, stripe.APIConnectionError) or error.json_body:
+        detail = error.user_message or str(error) or type(error).__name__
+    else:  # not Stripe's JSON: never echo a body from whatever answered
+        detail = f"{type(error).__name__} (the answer was not Stripe's JSON)"
     prefix = f"Stripe answered {status}" if status else "Stripe could not be reached"
     return StripeFailure(f"{prefix}: {detail}", retryable=retryable, status=status)
 
@@ -167,6 +170,7 @@ class StripeConnection:
             ours = provider_total(invoice)
             if _total_before_tax(draft) != ours:
                 raise TotalMismatch(_total_before_tax(draft), ours)
+            await progress()  # the last word before Stripe collects: still ours to send?
             finalized = await self._call(
                 v1.invoices.finalize_invoice_async(
                     stripe_id, {"auto_advance": True}, keys.options("finalize")
@@ -183,13 +187,16 @@ class StripeConnection:
         lines = await self._call(
             self._client.v1.invoices.line_items.list_async(stripe_invoice_id, {"limit": 100})
         )
-        async for line in lines.auto_paging_iter():
-            found_metadata = getattr(line, "metadata", None)
-            metadata = found_metadata.to_dict() if found_metadata is not None else {}
-            key = metadata.get("meterline_line")
-            item_id = _item_of(line)
-            if metadata.get("meterline_invoice_id") == invoice_id and key and item_id:
-                found.setdefault(str(key), item_id)
+        try:
+            async for line in lines.auto_paging_iter():
+                found_metadata = getattr(line, "metadata", None)
+                metadata = found_metadata.to_dict() if found_metadata is not None else {}
+                key = metadata.get("meterline_line")
+                item_id = _item_of(line)
+                if metadata.get("meterline_invoice_id") == invoice_id and key and item_id:
+                    found.setdefault(str(key), item_id)
+        except stripe.StripeError as error:  # a later page
+            raise _failure(error) from error
         return found
 
     async def _add_items(
@@ -231,20 +238,29 @@ class StripeConnection:
     async def void(self, keys: Keys, stripe_invoice_id: str) -> str:
         """Void an open Stripe invoice, delete a draft one (a push that never finished);
         a paid or void one is left alone. Returns Stripe's status before: draft (now
-        deleted, or already gone), open, uncollectible, paid or void."""
+        deleted), open, uncollectible, paid (money was taken) or void (also a zero total
+        Stripe marked paid: nothing to refund)."""
         v1 = self._client.v1
         try:
-            status = await self.status_of(stripe_invoice_id)
+            found = await self._call(v1.invoices.retrieve_async(stripe_invoice_id))
         except StripeFailure as failure:
-            if failure.status == 404:  # a deletion whose answer was lost
-                return "draft"
+            if failure.status == 404:  # another key or account than the push's
+                raise StripeFailure(
+                    f"Stripe does not know invoice {stripe_invoice_id} (was the secret key "
+                    "changed to another account or mode?): void it in Stripe by hand",
+                    retryable=False,
+                    status=404,
+                ) from failure
             raise
+        status = str(found.status)
         if status == "draft":
             await self._call(v1.invoices.delete_async(stripe_invoice_id))
         elif status in ("open", "uncollectible"):
             await self._call(
                 v1.invoices.void_invoice_async(stripe_invoice_id, options=keys.options("void"))
             )
+        elif status == "paid" and not getattr(found, "amount_paid", 0):
+            return "void"
         return status
 
 

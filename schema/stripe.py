@@ -42,7 +42,8 @@ class StripeSettingsInput:
         description="Another Stripe API address (a test server); null: Stripe itself.",
     )
     send_zero_total_invoices: bool | None = strawberry.field(
-        default=strawberry.UNSET, description="Push invoices whose total is zero too."
+        default=strawberry.UNSET,
+        description="Push invoices whose total is zero too (null, like omitted, keeps it).",
     )
 
 

@@ -25,12 +25,20 @@ from integrations.stripe import (
     TotalMismatch,
 )
 from models.store.customers import customers_by_id
-from models.store.invoice_syncs import Sync, fail_attempt, lease_sync, record_progress, settle
+from models.store.invoice_syncs import (
+    Sync,
+    fail_attempt,
+    lease_sync,
+    record_progress,
+    release,
+    settle,
+)
 from models.store.invoices import StoredInvoice, invoice_by_id
 from models.store.stripe_accounts import StripeSettings, stripe_settings_of
 from notifications.catalog import EventType, WebhookEvent, invoice_at_provider
 from notifications.outbox import Outbox
 from notifications.retry import JITTER, next_delay
+from notifications.ssrf import check_destination
 from workers.context import JobContext, job_context, job_redis
 
 log = logging.getLogger(__name__)
@@ -86,6 +94,17 @@ async def _load(jobs: JobContext, invoice_id: str, now: datetime) -> Work | None
     return Work(sync, stored, settings, customer)
 
 
+async def _connect(jobs: JobContext, settings: StripeSettings) -> StripeConnection:
+    """A connection to the organization's Stripe, whose ``apiBase`` (a test server) is
+    checked again against the SSRF guard, as webhook destinations are before each send."""
+    if settings.api_base is not None:
+        try:
+            await check_destination(settings.api_base, jobs.webhooks.allowed_private)
+        except ValidationError as refused:
+            raise StripeFailure(f"apiBase refused: {refused.message}", retryable=False) from None
+    return StripeConnection(settings)
+
+
 def _missing(work: Work) -> str | None:
     if work.settings is None:
         return "Stripe is not set up for this organization (setStripeSettings)"
@@ -102,16 +121,20 @@ async def sync_stripe(ctx: dict[str, Any], invoice_id: str) -> str:
     it at Stripe after our invoice was voided. Returns what happened: skipped | synced |
     not_sent | voided | retrying | failed. Safe to run twice or on two workers at once."""
     jobs, pool = job_context(ctx), job_redis(ctx)
-    work = await _load(jobs, invoice_id, jobs.clock())
-    if work is None:
-        return "skipped"
     outbox = Outbox()
-    try:
-        result = await _attempt(jobs, work, outbox)
-    except Stop as stop:
-        result = "skipped"
-        if stop.void:  # the row is due again at once: void it now rather than at a sweep
-            outbox.sync_invoices([(invoice_id, jobs.clock())])
+    result = "skipped"
+    for _ in range(2):  # a push that learns of a void stops, and the void follows at once
+        work = await _load(jobs, invoice_id, jobs.clock())
+        if work is None:
+            break
+        try:
+            result = await _attempt(jobs, work, outbox)
+            break
+        except Stop as stop:
+            if not stop.void:
+                break
+            async with jobs.db.write(urgent=True) as conn:
+                await release(conn, work.sync, jobs.clock())
     await outbox.dispatch(pool)
     return result
 
@@ -146,7 +169,7 @@ async def _run(jobs: JobContext, work: Work, outbox: Outbox) -> str:
     if missing is not None:
         return await _failed(jobs, work, outbox, StripeFailure(missing, retryable=False))
     assert work.settings is not None and work.customer is not None
-    connection = StripeConnection(work.settings)
+    connection = await _connect(jobs, work.settings)
     try:
         pushed = await connection.push(
             work.keys,
@@ -197,7 +220,7 @@ async def _void(jobs: JobContext, work: Work, outbox: Outbox) -> str:
         missing = _missing(work)
         assert missing is not None
         return await _failed(jobs, work, outbox, StripeFailure(missing, retryable=False))
-    connection = StripeConnection(work.settings)
+    connection = await _connect(jobs, work.settings)
     try:
         before = await connection.void(work.keys, sync.stripe_invoice_id)
     finally:
@@ -280,7 +303,8 @@ async def _settle(
             raise Stop(void=False)
         before, after = moved
         events: list[WebhookEvent] = []
-        if status is SyncStatus.BILLING_PROVIDER_ERROR or mismatch:
+        # a void that arrived meanwhile makes the push's own failure moot
+        if (status is SyncStatus.BILLING_PROVIDER_ERROR or mismatch) and not after.void_requested:
             events.append(_event(EventType.INVOICE_BILLING_PROVIDER_ERROR, work, after, error))
         paid_now = after.payment_status is PaymentStatus.PAID
         if paid_now and before.payment_status is not PaymentStatus.PAID:

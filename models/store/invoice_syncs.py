@@ -135,6 +135,8 @@ async def retry_failed(conn: AsyncConnection, org_id: str, invoice_id: str, now:
             status=SyncStatus.PENDING.value,
             attempts=0,
             key_generation=syncs.c.key_generation + 1,
+            stripe_total=None,
+            total_mismatch=False,
             next_attempt_at=now,
             last_error=None,
             updated_at=now,
@@ -221,6 +223,15 @@ async def settle(
     after = await _locked(conn, syncs.c.invoice_id == sync.invoice_id)
     assert after is not None
     return before, after
+
+
+async def release(conn: AsyncConnection, sync: Sync, now: datetime) -> None:
+    """Give a leased push back, due now (its worker stops to let the void go first)."""
+    await conn.execute(
+        update(syncs)
+        .where(_fenced(sync))
+        .values(leased_until=None, lease_token=None, next_attempt_at=now, updated_at=now)
+    )
 
 
 async def fail_attempt(

@@ -47,6 +47,10 @@ def _given(value: Any, current: Any) -> Any:
     return current if value is strawberry.UNSET else value
 
 
+def _flag(value: bool | None, current: bool) -> bool:
+    return current if value is None or value is strawberry.UNSET else value
+
+
 async def set_stripe_settings(
     info: Info[Context, Any], input: StripeSettingsInput
 ) -> StripeSettings:
@@ -61,8 +65,8 @@ async def set_stripe_settings(
         secret_key=secret_key,
         webhook_secret=_given(input.webhook_signing_secret, current and current.webhook_secret),
         api_base=_given(input.api_base, current and current.api_base),
-        send_zero_total=bool(
-            _given(input.send_zero_total_invoices, current and current.send_zero_total)
+        send_zero_total=_flag(
+            input.send_zero_total_invoices, current is not None and current.send_zero_total
         ),
         updated_at=info.context.services.clock(),
     )

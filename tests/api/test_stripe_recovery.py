@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
-from models.store.invoice_syncs import syncs
+from models.store.invoice_syncs import lease_sync, release, syncs
 from tests import stripe_support
 from tests.api.stripe_flow import (
     at_provider,
@@ -22,7 +23,8 @@ from tests.api.support import data
 from tests.api.worker_support import ctx_of, messages
 from tests.conftest import Env
 from tests.stripe_support import stripe_client, stripe_requests
-from workers.stripe_sync import sync_stripe
+from workers.context import job_context
+from workers.stripe_sync import LEASE, Stop, _progress, sync_stripe
 
 localstripe_url = stripe_support.localstripe_url  # the session's localstripe (a fixture)
 
@@ -141,3 +143,34 @@ async def test_voiding_an_invoice_paid_at_stripe_reports_it_and_keeps_it_paid(
     (message,) = await messages(env, "invoice.billing_provider_error")
     assert message["data"]["payment_status"] == "paid"
     assert [m["data"]["invoice_id"] for m in await messages(env, "invoice.paid")] == [invoice["id"]]
+
+
+async def test_a_void_that_arrives_mid_push_stops_it_and_goes_first(
+    env: Env, localstripe_url: str
+) -> None:
+    acme, invoice = await unpushed_invoice(env, localstripe_url)
+    # a worker takes the push (its retry is due) and makes the Stripe draft; then the
+    # operator voids
+    async with env.write() as conn:
+        await conn.execute(
+            update(syncs)
+            .where(syncs.c.invoice_id == invoice["id"])
+            .values(next_attempt_at=env.clock())
+        )
+        leased = await lease_sync(conn, invoice["id"], env.clock(), LEASE)
+    assert leased is not None
+    draft = await draft_at_stripe(localstripe_url, acme.stripe_customer_id, invoice["id"])
+    await data(env, VOID, id=invoice["id"])
+    jobs = job_context(ctx_of(env))
+    with pytest.raises(Stop) as stopped:  # its next step learns of the void
+        await _progress(jobs, leased)(stripe_invoice_id=draft)
+    assert stopped.value.void
+    async with env.write() as conn:
+        await release(conn, leased, env.clock())
+
+    assert await sync_stripe(ctx_of(env), invoice["id"]) == "voided"
+
+    after = await at_provider(env, invoice["id"])
+    assert (after["status"], after["paymentStatus"]) == ("SKIPPED", "VOID")
+    assert await stripe_invoices_of(localstripe_url, acme.stripe_customer_id) == []  # deleted
+    assert await messages(env, "invoice.billing_provider_error") == []
