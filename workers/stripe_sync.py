@@ -48,6 +48,7 @@ LEASE = timedelta(minutes=5)
 20 s timeout); after it another worker may take over."""
 
 VOIDED_BEFORE_SENT = "voided before it was sent"
+NOT_SET_UP = "Stripe is not set up for this organization (setStripeSettings)"
 PAID_AT_STRIPE = "voided in Meterline, but the Stripe invoice is already paid: refund it in Stripe"
 
 
@@ -107,7 +108,7 @@ async def _connect(jobs: JobContext, settings: StripeSettings) -> StripeConnecti
 
 def _missing(work: Work) -> str | None:
     if work.settings is None:
-        return "Stripe is not set up for this organization (setStripeSettings)"
+        return NOT_SET_UP
     if work.customer is None:
         return (
             f"customer {work.sync.customer_id} has no stripe_customer_id (link it with "
@@ -217,9 +218,7 @@ async def _void(jobs: JobContext, work: Work, outbox: Outbox) -> str:
         await _settle(jobs, work, outbox, SyncStatus.SKIPPED, error=VOIDED_BEFORE_SENT)
         return "not_sent"
     if work.settings is None:
-        missing = _missing(work)
-        assert missing is not None
-        return await _failed(jobs, work, outbox, StripeFailure(missing, retryable=False))
+        return await _failed(jobs, work, outbox, StripeFailure(NOT_SET_UP, retryable=False))
     connection = await _connect(jobs, work.settings)
     try:
         before = await connection.void(work.keys, sync.stripe_invoice_id)
