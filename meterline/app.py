@@ -10,6 +10,8 @@ from datetime import datetime
 
 from arq.connections import RedisSettings, create_pool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -18,6 +20,7 @@ from meterline.clock import SystemClock
 from meterline.settings import Settings
 from models.db import Database
 from notifications.pubsub import ChangeFeed
+from resolvers.embed import demo_page, embed_module
 from resolvers.graphql.app import graphql_app
 from resolvers.http import json_response
 from resolvers.ingest import ingest
@@ -69,6 +72,7 @@ def create_app(
             feed=feed,
             webhook_allowed_private=tuple(settings.webhook_allowed_private_hosts),
             webhook_secret_overlap=settings.webhook_secret_overlap,
+            production=settings.is_production,
         )
         worker_task = None
         if settings.run_worker_in_process:
@@ -103,7 +107,19 @@ def create_app(
         Route("/readyz", readyz),
         Route("/v1/ingest", ingest, methods=["POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/embed/meterline-embed.js", embed_module),
+        Route("/embed/demo", demo_page),
         Route("/graphql", graphql),
         WebSocketRoute("/graphql", graphql),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Browsers on customers' sites load the embed module and call the API with a bearer
+    # token (never a cookie), so answering any origin exposes nothing a page could not
+    # already do; an installation may still list its origins.
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allowed_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["authorization", "content-type", "content-encoding"],
+        max_age=600,
+    )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[cors])

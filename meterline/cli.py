@@ -16,7 +16,7 @@ from arq.connections import RedisSettings, create_pool
 from rich.console import Console
 
 from meterline.clock import SystemClock
-from meterline.demo import seed_demo
+from meterline.demo import demo_customer_token, seed_demo
 from meterline.embedded_redis import EmbeddedRedis
 from meterline.settings import Settings
 from models.db import Database
@@ -72,7 +72,9 @@ def serve(
         asyncio.run(_migrate(settings))
     if demo:
         key = asyncio.run(seed_demo(Settings(), SystemClock()))
+        token = asyncio.run(demo_customer_token(Settings(), SystemClock()))
         print(f"API key: {key}", flush=True)
+        print(f"Demo page: http://{host}:{port}/embed/demo?token={token}", flush=True)
     # uvicorn re-raises SIGTERM after its graceful shutdown; make that an exit that runs
     # the cleanup below instead of killing the process with the embedded Redis still up.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

@@ -24,10 +24,15 @@ from billing.metering import AggregationType, EventTypeFilter, MetricDefinition,
 from billing.periods import BillingFrequency
 from meterline.settings import Settings
 from models.db import Database
-from models.store.api_keys import authenticate, create_api_key
+from models.store.api_keys import (
+    MAX_TOKEN_TTL,
+    authenticate,
+    create_api_key,
+    create_customer_token,
+)
 from models.store.catalog import create_product, create_rate_card
 from models.store.contracts import create_contract
-from models.store.customers import create_customer
+from models.store.customers import create_customer, resolve_customers
 from models.store.metrics import create_metric, list_metrics
 from models.store.organizations import get_or_create_organization
 
@@ -105,6 +110,21 @@ async def _seed_billing(conn: AsyncConnection, org_id: str, now: datetime) -> No
 
 def demo_key_file(settings: Settings) -> Path:
     return settings.redis_data_dir.parent / ".meterline-demo-key"
+
+
+async def demo_customer_token(settings: Settings, clock: Callable[[], datetime]) -> str:
+    """A customer token (valid a day) for the demo customer, for the embed demo page."""
+    db = Database(settings.database_url)
+    try:
+        async with db.write() as conn:
+            org_id = await get_or_create_organization(conn, DEMO_ORG, clock())
+            customer_id = (await resolve_customers(conn, org_id, [DEMO_ALIAS]))[DEMO_ALIAS]
+            token, _ = await create_customer_token(
+                conn, org_id, customer_id, MAX_TOKEN_TTL, clock(), actor="demo"
+            )
+    finally:
+        await db.dispose()
+    return token
 
 
 async def seed_demo(settings: Settings, clock: Callable[[], datetime]) -> str:

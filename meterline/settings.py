@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     env: Literal["development", "production", "test"] = "development"
     grace_period: timedelta = timedelta(hours=24)
     webhook_allowed_private_hosts: list[str] = Field(default_factory=list)
+    cors_allowed_origins: list[str] = Field(default_factory=lambda: ["*"])
     webhook_retry_delays: list[timedelta] | None = None
     webhook_timeout_seconds: float = 15.0
     webhook_disable_after: timedelta = timedelta(days=5)

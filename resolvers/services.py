@@ -23,6 +23,7 @@ class Services:
     feed: ChangeFeed
     webhook_allowed_private: tuple[str, ...] = ()
     webhook_secret_overlap: timedelta = timedelta(hours=24)
+    production: bool = False
 
 
 def services_of(request: Request) -> Services:

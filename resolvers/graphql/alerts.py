@@ -14,6 +14,7 @@ from models.codec import to_json
 from models.store import alerts as store
 from models.store.alerts import AlertRecord
 from models.store.customers import check_customer, live_customer_ids
+from notifications.pubsub import Topic
 from resolvers.graphql.context import (
     Context,
     mutation,
@@ -85,6 +86,12 @@ async def archive_alert(info: Info[Context, Any], id: strawberry.ID) -> Alert:
         await audit("alert", str(id), {"archived_at": now.isoformat()})
         (record,) = await store.alerts_of(
             conn, principal.org_id, alert_id=str(id), include_archived=True
+        )
+        watching = record.rule.customer_id
+        audit.outbox.push(  # subscribers of alertStateChanged see it go
+            principal.org_id,
+            (Topic.ALERTS,),
+            [watching] if watching is not None else await live_customer_ids(conn, principal.org_id),
         )
     return alert_view(record)
 

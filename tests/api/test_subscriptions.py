@@ -38,6 +38,7 @@ ALERTS = """subscription($id: ID!) {
   alertStateChanged(customerId: $id) { name threshold statuses { state } }
 }"""
 CREATE_ALERT = "mutation($input: CreateAlertInput!) { createAlert(input: $input) { id } }"
+ARCHIVE_ALERT = "mutation($id: ID!) { archiveAlert(id: $id) { id } }"
 MINT = """mutation($input: CreateCustomerTokenInput!) {
   createCustomerToken(input: $input) { token expiresAt }
 }"""
@@ -132,7 +133,7 @@ async def test_every_field_pushes_on_its_own_changes(env: Env, live: str) -> Non
             "threshold": "50",
             "customerId": world.customer_id,
         }
-        await data(env, CREATE_ALERT, input=alert)
+        created = await data(env, CREATE_ALERT, input=alert)
         await publish(env.redis, Topic.ALERTS, env.org_id, [world.customer_id])
         (found,) = (await next_of(alerts))["alertStateChanged"]
         assert (found["name"], found["threshold"]) == ("Budget", "50")
@@ -145,6 +146,9 @@ async def test_every_field_pushes_on_its_own_changes(env: Env, live: str) -> Non
             "15.00",
             "85.00",
         )
+        # archiving the alert is pushed too: it is gone from the customer's alerts
+        await data(env, ARCHIVE_ALERT, id=created["createAlert"]["id"])
+        assert (await next_of(alerts))["alertStateChanged"] == []
         for stream in (usage, balances, alerts):
             await stream.aclose()
 

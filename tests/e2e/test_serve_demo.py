@@ -1,59 +1,19 @@
 """The two commands: `meterline serve --demo` on a fresh directory, then the README's curl."""
 
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.e2e import demo_server as demo
+from tests.e2e.demo_server import DemoServer, clean_env
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METERLINE_")}
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    return env
-
-
-@pytest.fixture
-def demo_server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str], str]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meterline.cli", "serve", "--demo", "--port", str(port)],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    key, socket_path = None, ""
-    deadline = time.monotonic() + 60
-    for line in process.stdout:
-        found = re.fullmatch(r"API key: (ml_live_\S+)\n", line)
-        if found:
-            key = found.group(1)
-        if line.startswith("embedded Redis at unix://"):
-            socket_path = line.split("unix://", 1)[1].split(";")[0]
-        if "Uvicorn running" in line or time.monotonic() > deadline:
-            break
-    assert key, "serve --demo printed no 'API key: …' line"
-    yield f"http://127.0.0.1:{port}", key, process, socket_path
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+demo_server = demo.demo_server  # the fixture
 
 
 DRAFTS = """{ customers { nodes { name draftInvoices {
@@ -61,9 +21,9 @@ DRAFTS = """{ customers { nodes { name draftInvoices {
 
 
 def test_serve_demo_then_the_readme_tour(
-    demo_server: tuple[str, str, subprocess.Popen[str], str],
+    demo_server: DemoServer,
 ) -> None:
-    base, key, _, _ = demo_server
+    base, key = demo_server.base, demo_server.key
     headers = {"Authorization": f"Bearer {key}"}
     assert httpx.get(f"{base}/readyz").json()["status"] == "ok"
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -91,9 +51,9 @@ def redis_servers_on(socket_path: str) -> list[str]:
 
 
 def test_the_embedded_redis_stops_with_the_server(
-    demo_server: tuple[str, str, subprocess.Popen[str], str],
+    demo_server: DemoServer,
 ) -> None:
-    _, _, process, socket_path = demo_server
+    process, socket_path = demo_server.process, demo_server.socket_path
     assert socket_path and redis_servers_on(socket_path), "no embedded redis-server found"
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
@@ -117,3 +77,22 @@ def test_keys_create_prints_a_key_once(tmp_path: Path) -> None:
     ).stdout
     assert re.fullmatch(r"ml_live_[A-Za-z0-9_-]{43}\n", out)
     assert out.strip().encode() not in (tmp_path / "m.db").read_bytes()
+
+
+def test_the_embed_module_and_the_demo_page_are_served(demo_server: DemoServer) -> None:
+    base, page = demo_server.base, demo_server.demo_page
+    module = httpx.get(f"{base}/embed/meterline-embed.js")
+    assert module.status_code == 200
+    assert module.headers["content-type"].startswith("text/javascript")
+    assert "defineMeterlineElements" in module.text
+    shown = httpx.get(page)
+    assert shown.status_code == 200 and shown.headers["cache-control"] == "no-store"
+    for element in ("meterline-usage", "meterline-draft-invoice", "meterline-budget"):
+        assert f"<{element}" in shown.text
+    token = page.split("token=", 1)[1]
+    assert token.startswith("ml_ct_") and token in shown.text
+    assert demo_server.key not in shown.text  # never an API key in a page
+    for refused in ("", demo_server.key, "ml_ct_unknown"):
+        answer = httpx.get(f"{base}/embed/demo", params={"token": refused})
+        assert answer.status_code == 401
+        assert answer.json()["error"]["code"] == "unauthenticated"
