@@ -31,7 +31,7 @@ import redis as redis_sync
 from svix.webhooks import Webhook
 
 from tests.conftest import BACKENDS, REDIS_URL, _truncate_all
-from tests.e2e.test_serve_demo import clean_env, free_port
+from tests.e2e.demo_server import clean_env, free_port
 
 METERLINE = [sys.executable, "-m", "meterline.cli"]
 DEADLINE = 30.0
