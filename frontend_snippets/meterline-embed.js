@@ -7,7 +7,8 @@
  *   <meterline-budget token="ml_ct_…" customer-id="…" metric-id="…"></meterline-budget>
  *
  * `token` is a *customer token* (ml_ct_…) minted server-side with createCustomerToken —
- * never an API key. Reads are live subscriptions (graphql-transport-ws, one socket per
+ * never an API key. Prefer setting it from script (`el.token = …`): the property is not
+ * reflected into the attribute, which anything reading the DOM could see. Reads are live subscriptions (graphql-transport-ws, one socket per
  * endpoint + token shared by every component of the page); writes are HTTP POSTs.
  * Money and quantities are decimal strings and are shown exactly as sent; they are only
  * turned into JS numbers to size chart bars. See EMBED.md for attributes, events, parts
@@ -197,20 +198,37 @@ export async function graphqlRequest(endpoint, token, query, variables = {}) {
 }
 
 const PROTOCOL = 'graphql-transport-ws';
-const CLOSE_FORBIDDEN = 4403; // bad credential: never retried
 const ACK_TIMEOUT_MS = 10_000;
-const BACKOFF_MS = 500; // first retry; doubles per failed attempt…
+const PING_INTERVAL_MS = 20_000; // a ping this often while the socket is open…
+const PONG_TIMEOUT_MS = 10_000; // …and the socket is given up when its pong takes longer
+const CLOSE_PING_TIMEOUT = 4499;
+const CLOSE_ACK_TIMEOUT = 4408;
+const BACKOFF_MS = 500; // first reconnection; doubles per failed attempt…
+const RESUBSCRIBE_MS = 1_000; // first resubscription after the server ended one with errors…
 const MAX_BACKOFF_MS = 30_000; // …up to this (with jitter)
 const IDLE_CLOSE_MS = 1_000; // a socket with no subscriptions closes after this
+// Close codes after which reconnecting would only fail again (as graphql-ws): not retried.
+const FATAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4406, 4409, 4429, 4500]);
+const UNAUTHENTICATED_CLOSE_CODES = new Set([4401, 4403]);
+// Error codes that end a subscription for good; any other (INTERNAL, unknown) is retried.
+const FINAL_CODES = new Set(['UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'VALIDATION', 'BAD_REQUEST']);
+
+/** Capped exponential backoff with jitter: `base` × 2^attempt, at most 30 s, × 0.5–1. */
+const backoff = (base, attempt) => Math.min(MAX_BACKOFF_MS, base * 2 ** attempt) * (0.5 + Math.random() / 2);
 
 /**
  * A graphql-transport-ws connection for one endpoint and token, shared by every component
  * of the page (MeterlineClient.for). Opens on the first subscription, closes when idle,
- * reconnects with capped exponential backoff and resubscribes; a 4403 close fails every
- * subscription with UNAUTHENTICATED and is not retried.
+ * pings every 20 s (no pong within 10 s: the socket is dropped as dead), reconnects with
+ * capped exponential backoff and resubscribes. A fatal close (4400, 4401, 4403, 4406, 4409,
+ * 4429, 4500) fails every subscription and is not retried: 4401/4403 with UNAUTHENTICATED,
+ * the others with CONNECTION_REFUSED. A subscription the server ends with errors is
+ * subscribed again with backoff, unless an error's code is final (UNAUTHENTICATED,
+ * FORBIDDEN, NOT_FOUND, VALIDATION, BAD_REQUEST).
  *
- * A sink is {next(payload), error(errors), complete(), status(state)}; `state` is
- * "connecting", "live" or "reconnecting".
+ * A sink is {next(payload), error(errors, retrying), complete(), status(state)}; `state` is
+ * "connecting", "live" or "reconnecting"; `retrying` is true when the subscription will be
+ * started again by itself.
  */
 export class MeterlineClient {
   static #pool = new Map();
@@ -224,8 +242,10 @@ export class MeterlineClient {
   }
 
   #urls; #token; #key;
-  #ws = null; #acked = false; #subs = new Map(); #seq = 0; #attempt = 0;
-  #retryTimer = 0; #ackTimer = 0; #idleTimer = 0;
+  #ws = null; #acked = false; #seq = 0; #attempt = 0;
+  #subs = new Set(); // every subscription wanted: {id, payload, sink, errors, attempt, timer}
+  #running = new Map(); // id → subscription, for those started on the current socket
+  #retryTimer = 0; #ackTimer = 0; #idleTimer = 0; #pingTimer = 0; #pongTimer = 0;
 
   constructor(urls, token, key) {
     [this.#urls, this.#token, this.#key] = [urls, token, key];
@@ -235,14 +255,14 @@ export class MeterlineClient {
   subscribe(query, variables, sink) {
     clearTimeout(this.#idleTimer);
     if (!MeterlineClient.#pool.has(this.#key)) MeterlineClient.#pool.set(this.#key, this);
-    const id = String(++this.#seq);
-    const sub = { id, payload: { query, variables }, sink };
-    this.#subs.set(id, sub);
-    sink.status?.(this.#attempt ? 'reconnecting' : 'connecting');
-    if (this.#acked) this.#send({ id, type: 'subscribe', payload: sub.payload });
+    const sub = { id: null, payload: { query, variables }, sink, errors: null, attempt: 0, timer: 0 };
+    this.#subs.add(sub);
+    sink.status?.(this.#acked ? 'live' : this.#attempt ? 'reconnecting' : 'connecting');
+    if (this.#acked) this.#start(sub);
     else this.#open();
     return () => {
-      if (this.#drop(id) && this.#acked) this.#send({ id, type: 'complete' });
+      const running = this.#running.get(sub.id) === sub;
+      if (this.#drop(sub) && running && this.#acked) this.#send({ id: sub.id, type: 'complete' });
     };
   }
 
@@ -250,8 +270,20 @@ export class MeterlineClient {
     if (this.#ws?.readyState === WebSocket.OPEN) this.#ws.send(JSON.stringify(message));
   }
 
-  #drop(id) {
-    const had = this.#subs.delete(id);
+  /** Send `subscribe` for `sub` on the acknowledged socket, under a new id. */
+  #start(sub) {
+    clearTimeout(sub.timer);
+    sub.timer = 0;
+    if (this.#running.get(sub.id) === sub) this.#running.delete(sub.id);
+    [sub.id, sub.errors] = [String(++this.#seq), null];
+    this.#running.set(sub.id, sub);
+    this.#send({ id: sub.id, type: 'subscribe', payload: sub.payload });
+  }
+
+  #drop(sub) {
+    clearTimeout(sub.timer);
+    if (this.#running.get(sub.id) === sub) this.#running.delete(sub.id);
+    const had = this.#subs.delete(sub);
     if (!this.#subs.size) {
       clearTimeout(this.#idleTimer);
       this.#idleTimer = setTimeout(() => this.#shutdown(), IDLE_CLOSE_MS);
@@ -270,11 +302,43 @@ export class MeterlineClient {
     }
     [this.#ws, this.#acked] = [ws, false];
     ws.addEventListener('open', () => {
+      if (ws !== this.#ws) return;
       this.#send({ type: 'connection_init', payload: { authorization: `Bearer ${this.#token}` } });
-      this.#ackTimer = setTimeout(() => ws.close(4408, 'connection_ack timeout'), ACK_TIMEOUT_MS);
+      this.#ackTimer = setTimeout(() => this.#abandon(ws, CLOSE_ACK_TIMEOUT, 'connection_ack timeout'), ACK_TIMEOUT_MS);
     });
     ws.addEventListener('message', (event) => ws === this.#ws && this.#receive(event.data));
-    ws.addEventListener('close', (event) => ws === this.#ws && this.#closed(event.code));
+    ws.addEventListener('close', (event) => ws === this.#ws && this.#closed(event.code, event.reason));
+  }
+
+  /** Give up on `ws` now (no answer to connection_init or to a ping): close it and carry on
+   * as if it had closed, without waiting for a closing handshake a dead peer never ends. */
+  #abandon(ws, code, reason) {
+    if (ws !== this.#ws) return;
+    try {
+      ws.close(code, reason);
+    } catch {
+      // closing an already closed socket: nothing to do
+    }
+    this.#closed(code, reason);
+  }
+
+  /** While the socket is acknowledged: a ping every 20 s, each answered within 10 s. */
+  #startPings(ws) {
+    this.#stopPings();
+    this.#pingTimer = setInterval(() => {
+      if (ws !== this.#ws || this.#pongTimer) return;
+      this.#send({ type: 'ping' });
+      this.#pongTimer = setTimeout(() => {
+        this.#pongTimer = 0;
+        this.#abandon(ws, CLOSE_PING_TIMEOUT, 'ping timeout');
+      }, PONG_TIMEOUT_MS);
+    }, PING_INTERVAL_MS);
+  }
+
+  #stopPings() {
+    clearInterval(this.#pingTimer);
+    clearTimeout(this.#pongTimer);
+    [this.#pingTimer, this.#pongTimer] = [0, 0];
   }
 
   #receive(raw) {
@@ -284,31 +348,41 @@ export class MeterlineClient {
     } catch {
       return;
     }
-    const sub = message.id != null ? this.#subs.get(message.id) : undefined;
+    const sub = message.id != null ? this.#running.get(message.id) : undefined;
     switch (message.type) {
       case 'connection_ack':
         clearTimeout(this.#ackTimer);
         [this.#acked, this.#attempt] = [true, 0];
-        for (const s of this.#subs.values()) {
-          this.#send({ id: s.id, type: 'subscribe', payload: s.payload });
+        this.#startPings(this.#ws);
+        for (const s of this.#subs) {
+          this.#start(s);
           s.sink.status?.('live');
         }
         break;
       case 'ping':
         this.#send({ type: 'pong' });
         break;
+      case 'pong':
+        clearTimeout(this.#pongTimer);
+        this.#pongTimer = 0;
+        break;
       case 'next':
-        sub?.sink.next(message.payload ?? {});
+        if (!sub) break;
+        if (message.payload?.errors?.length) sub.errors = message.payload.errors;
+        else [sub.errors, sub.attempt] = [null, 0]; // a good push resets the backoff
+        sub.sink.next(message.payload ?? {});
         break;
-      case 'error': // the operation was refused: it is over
-        if (sub) {
-          this.#drop(sub.id);
-          sub.sink.error(Array.isArray(message.payload) ? message.payload : [message.payload]);
-        }
+      case 'error': { // the operation was refused: it is over
+        if (!sub) break;
+        const errors = [].concat(message.payload ?? []).filter(Boolean);
+        this.#ended(sub, errors.length ? errors : [{ message: 'The subscription failed.', extensions: { code: 'ERROR' } }]);
         break;
-      case 'complete': // the server ended it (after an error such as an expired token)
-        if (sub) {
-          this.#drop(sub.id);
+      }
+      case 'complete': // the server ended it (after errors, such as an expired token)
+        if (!sub) break;
+        if (sub.errors) this.#ended(sub, sub.errors);
+        else {
+          this.#drop(sub);
           sub.sink.complete();
         }
         break;
@@ -316,17 +390,39 @@ export class MeterlineClient {
     }
   }
 
-  #closed(code) {
+  /** The server ended `sub` with `errors`: subscribe again later unless one is final. */
+  #ended(sub, errors) {
+    this.#running.delete(sub.id);
+    if (errors.some((e) => FINAL_CODES.has(codeOf(e)))) {
+      this.#drop(sub);
+      sub.sink.error(errors, false);
+      return;
+    }
+    const delay = backoff(RESUBSCRIBE_MS, sub.attempt);
+    sub.attempt += 1;
+    sub.sink.error(errors, true);
+    sub.timer = setTimeout(() => {
+      sub.timer = 0;
+      // not acknowledged (reconnecting): the next connection_ack starts it
+      if (this.#subs.has(sub) && this.#acked) this.#start(sub);
+    }, delay);
+  }
+
+  #closed(code, reason) {
     clearTimeout(this.#ackTimer);
+    this.#stopPings();
     [this.#ws, this.#acked] = [null, false];
-    if (code === CLOSE_FORBIDDEN) {
-      this.#fail([{ message: 'The token was refused: it is missing, invalid or expired.', extensions: { code: 'UNAUTHENTICATED' } }]);
+    this.#running.clear();
+    if (FATAL_CLOSE_CODES.has(code)) {
+      this.#fail([UNAUTHENTICATED_CLOSE_CODES.has(code)
+        ? { message: 'The token was refused: it is missing, invalid or expired.', extensions: { code: 'UNAUTHENTICATED' } }
+        : { message: `The server refused the connection (${code}${reason ? `: ${reason}` : ''}).`, extensions: { code: 'CONNECTION_REFUSED', closeCode: code } }]);
       return;
     }
     if (!this.#subs.size) return;
-    const delay = Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** this.#attempt) * (0.5 + Math.random() / 2);
+    const delay = backoff(BACKOFF_MS, this.#attempt);
     this.#attempt += 1;
-    for (const s of this.#subs.values()) s.sink.status?.('reconnecting');
+    for (const s of this.#subs) s.sink.status?.('reconnecting');
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = 0;
       if (this.#subs.size) this.#open();
@@ -336,15 +432,20 @@ export class MeterlineClient {
   /** End every subscription with `errors` and leave the pool (a later `for` starts afresh). */
   #fail(errors) {
     if (MeterlineClient.#pool.get(this.#key) === this) MeterlineClient.#pool.delete(this.#key);
-    const subs = [...this.#subs.values()];
+    const subs = [...this.#subs];
     this.#subs.clear();
-    for (const s of subs) s.sink.error(errors);
+    this.#running.clear();
+    for (const s of subs) {
+      clearTimeout(s.timer);
+      s.sink.error(errors, false);
+    }
   }
 
   #shutdown() {
     if (this.#subs.size) return;
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#ackTimer);
+    this.#stopPings();
     const ws = this.#ws;
     [this.#ws, this.#acked, this.#retryTimer, this.#attempt] = [null, false, 0, 0];
     ws?.close(1000, 'idle');
@@ -413,11 +514,12 @@ class MeterlineElement extends ElementBase {
     super();
     this.root = this.attachShadow({ mode: 'open' });
     this._title = h('h2', { part: 'title', class: 'title' });
-    this._status = h('span', { part: 'status', class: 'status' });
-    this._error = h('div', { part: 'error', class: 'error', role: 'alert' });
+    this._status = h('span', { part: 'status', class: 'status', role: 'status' });
+    this._error = h('div', { id: 'ml-error', part: 'error', class: 'error', role: 'alert' });
     this._body = h('div', { part: 'body', class: 'body' });
     this._cleanups = [];
     this._errorSource = null;
+    this._errorText = '';
     this.root.append(
       h('style', { text: BASE_CSS + this.constructor.css }),
       h('div', { part: 'container', class: 'card' },
@@ -425,8 +527,18 @@ class MeterlineElement extends ElementBase {
     );
   }
 
-  get token() { return this.getAttribute('token'); }
-  set token(value) { this.setAttribute('token', value); }
+  /** A token set here stays in this private field: it is never written into the `token`
+   * attribute, where anything reading the DOM (session replay, analytics) would see it.
+   * The attribute still works; whichever was set last wins. null forgets the property's. */
+  #token = null;
+
+  get token() { return this.#token ?? this.getAttribute('token'); }
+  set token(value) {
+    const token = value == null ? null : String(value);
+    if (token === this.#token) return;
+    this.#token = token;
+    if (this.isConnected) this._queueRestart();
+  }
   get customerId() { return this.getAttribute('customer-id'); }
   set customerId(value) { this.setAttribute('customer-id', value); }
   get endpoint() { return this.getAttribute('endpoint') || '/graphql'; }
@@ -449,7 +561,11 @@ class MeterlineElement extends ElementBase {
   }
 
   attributeChangedCallback(name, oldValue, newValue) {
-    if (oldValue !== newValue && this.isConnected) this._queueRestart();
+    if (oldValue === newValue) return;
+    // a token set on the attribute is now the newer one (removing the attribute, say to
+    // clear it from the DOM after setting the property, keeps the property's token)
+    if (name === 'token' && newValue !== null) this.#token = null;
+    if (this.isConnected) this._queueRestart();
   }
 
   /** Restart once per task however many attributes changed (a token refresh, a new window). */
@@ -472,6 +588,11 @@ class MeterlineElement extends ElementBase {
     return ['token', 'customer-id'];
   }
 
+  /** Messages for attributes present but invalid (shown as CONFIG errors). */
+  _invalidAttributes() {
+    return [];
+  }
+
   _begin() {
     const level = clamp(parseInt(this.getAttribute('heading-level'), 10) || 2, 1, 6);
     if (this._title.tagName !== `H${level}`) {
@@ -480,9 +601,13 @@ class MeterlineElement extends ElementBase {
       this._title = title;
     }
     this._title.textContent = this.getAttribute('heading') || this.constructor.heading;
-    const missing = this._required().filter((name) => !this.getAttribute(name)?.trim());
-    if (missing.length) {
-      this._showError([{ message: `Missing attribute: ${missing.join(', ')}`, extensions: { code: 'CONFIG' } }], 'live');
+    const missing = this._required().filter((name) => !(name === 'token' ? this.token : this.getAttribute(name))?.trim());
+    const problems = [
+      ...(missing.length ? [`Missing attribute: ${missing.join(', ')}`] : []),
+      ...this._invalidAttributes(),
+    ];
+    if (problems.length) {
+      this._showError(problems.map((message) => ({ message, extensions: { code: 'CONFIG' } })), 'live');
       this._setStatus('error');
       return;
     }
@@ -498,25 +623,26 @@ class MeterlineElement extends ElementBase {
     this._cleanups.push(() => clearTimeout(timer));
   }
 
-  /** A live subscription of this element, stopped with it; `onData(data)` on every push. */
+  /** A live subscription of this element, stopped with it; `onData(data)` on every push.
+   * Errors are shown; one the client retries shows "Reconnecting…", a final one "Stopped". */
   _live(query, variables, onData) {
-    let failed = false;
-    const fail = (errors) => {
-      failed = true;
-      this._showError(errors, 'live');
-      this._setStatus('error');
-    };
+    let failed = false; // a final error is shown: connection states do not hide it
     const client = MeterlineClient.for(this.endpoint, this.token);
     this._cleanups.push(client.subscribe(query, variables, {
       next: (payload) => {
-        if (payload.errors?.length) fail(payload.errors);
+        if (payload.errors?.length) this._showError(payload.errors, 'live');
         else {
+          failed = false; // a good push: later states show again ("Reconnecting…")
           this._clearError('live');
           this._setStatus('live');
         }
         if (payload.data) onData(payload.data);
       },
-      error: fail,
+      error: (errors, retrying) => {
+        failed = !retrying;
+        this._showError(errors, 'live');
+        this._setStatus(retrying ? 'reconnecting' : 'error');
+      },
       complete: () => failed || this._setStatus('ended'),
       status: (state) => failed || this._setStatus(state),
     }));
@@ -536,7 +662,11 @@ class MeterlineElement extends ElementBase {
   /** Show GraphQL errors (code and message) in the role="alert" region. `source` is "live"
    * (the subscription; cleared by its next good push) or "action" (a form or button). */
   _showError(errors, source) {
-    this._errorSource = source;
+    const text = errors.map((e) => `${codeOf(e)}: ${e.message ?? ''}`).join('\n');
+    // the same live error again (the `complete` after an error push, a retry failing alike)
+    // is left as is: neither announced again nor fired again
+    if (source === 'live' && this._errorSource === 'live' && text === this._errorText) return;
+    [this._errorSource, this._errorText] = [source, text];
     this._error.replaceChildren(...errors.map((e) =>
       h('p', {}, h('span', { class: 'code', part: 'error-code', text: codeOf(e) }), ': ', String(e.message ?? ''))));
     this._emit('meterline:error', { errors, code: codeOf(errors[0]) });
@@ -544,7 +674,7 @@ class MeterlineElement extends ElementBase {
 
   _clearError(source) {
     if (source && this._errorSource !== source) return;
-    this._errorSource = null;
+    [this._errorSource, this._errorText] = [null, ''];
     this._error.replaceChildren();
   }
 
@@ -568,9 +698,19 @@ details { margin-top: .5rem; } summary { cursor: pointer; color: var(--_accent);
 .scroll { overflow-x: auto; max-height: 20rem; }
 `;
 
+/** How the metric aggregates a bucket (the `aggregation` attribute). Sums of buckets (and
+ * the chart's stacks) mean something for sum and count only. */
+const AGGREGATIONS = {
+  sum: { additive: true },
+  count: { additive: true },
+  max: { additive: false, per: 'maximum' },
+  unique: { additive: false, per: 'unique count' },
+  latest: { additive: false, per: 'latest value' },
+};
+
 export class MeterlineUsage extends MeterlineElement {
   static get observedAttributes() {
-    return [...COMMON_ATTRIBUTES, 'metric-id', 'group-key', 'window', 'days'];
+    return [...COMMON_ATTRIBUTES, 'metric-id', 'group-key', 'window', 'days', 'aggregation'];
   }
 
   static heading = 'Usage';
@@ -584,6 +724,9 @@ export class MeterlineUsage extends MeterlineElement {
     // <details> keeps its open state across updates: only its table is replaced
     const details = h('details', { part: 'table' }, h('summary', { text: 'Show the numbers as a table' }), this._table);
     this._body.append(this._chart, this._legend, details);
+    // a group value keeps its colour across updates: label → colour index, by first appearance
+    this._colours = new Map();
+    this._coloursFor = null;
     // the SVG is drawn at its box's width, so its text keeps its size: redraw on resize
     this._width = 640;
     this._resizer = new ResizeObserver(([entry]) => {
@@ -599,6 +742,16 @@ export class MeterlineUsage extends MeterlineElement {
     return [...super._required(), 'metric-id'];
   }
 
+  _aggregation() {
+    return (this.getAttribute('aggregation') || 'sum').trim().toLowerCase();
+  }
+
+  _invalidAttributes() {
+    const aggregation = this._aggregation();
+    return Object.hasOwn(AGGREGATIONS, aggregation) ? []
+      : [`aggregation is one of ${Object.keys(AGGREGATIONS).join(', ')}, not "${aggregation}"`];
+  }
+
   _start() {
     const hourly = (this.getAttribute('window') || 'day').trim().toLowerCase() === 'hour';
     const bucket = hourly ? HOUR_MS : DAY_MS;
@@ -606,7 +759,8 @@ export class MeterlineUsage extends MeterlineElement {
     // a sliding window of whole UTC buckets, ending with the current (open) bucket
     const end = Math.floor(Date.now() / bucket) * bucket + bucket;
     const start = end - days * DAY_MS;
-    this._range = { start, end, bucket, hourly, days };
+    const aggregation = this._aggregation();
+    this._range = { start, end, bucket, hourly, days, aggregation, ...AGGREGATIONS[aggregation] };
     const groupKey = list(this.getAttribute('group-key'));
     const variables = {
       customerId: this.customerId,
@@ -616,6 +770,8 @@ export class MeterlineUsage extends MeterlineElement {
       windowSize: hourly ? 'HOUR' : 'DAY',
       groupKey: groupKey.length ? groupKey : null,
     };
+    const series = JSON.stringify([variables.customerId, variables.metricId, variables.groupKey]);
+    if (this._coloursFor !== series) [this._colours, this._coloursFor] = [new Map(), series];
     this._resizer.observe(this._chart);
     this._cleanups.push(() => this._resizer.disconnect());
     this._live(USAGE_SUBSCRIPTION, variables, (data) => this._render(data.usageUpdated?.usage ?? []));
@@ -623,34 +779,46 @@ export class MeterlineUsage extends MeterlineElement {
   }
 
   _render(points) {
-    const { start, end, bucket } = this._range;
+    const { start, end, bucket, additive, aggregation } = this._range;
     const series = new Map(); // label → {label, group, quantities: Map(bucket ms → decimal string)}
     for (const point of points) {
       const label = groupText(point.group) || 'All';
       if (!series.has(label)) series.set(label, { label, group: point.group, quantities: new Map() });
       const quantities = series.get(label).quantities;
       const at = Date.parse(point.startingAt);
-      quantities.set(at, addDecimals([quantities.get(at), point.quantity]));
+      quantities.set(at, additive ? addDecimals([quantities.get(at), point.quantity]) : point.quantity);
     }
     const groups = [...series.values()].sort((a, b) => a.label.localeCompare(b.label));
-    groups.forEach((s, i) => Object.assign(s, { index: i, total: addDecimals(s.quantities.values()) }));
-    const total = addDecimals(groups.map((s) => s.total));
+    for (const s of groups) {
+      if (!this._colours.has(s.label)) this._colours.set(s.label, this._colours.size);
+      const last = Math.max(...s.quantities.keys());
+      Object.assign(s, {
+        colour: `s${(this._colours.get(s.label) % 6) + 1}`,
+        total: additive ? addDecimals(s.quantities.values()) : null,
+        latest: plain(s.quantities.get(last)), // the value of its latest bucket with usage
+      });
+    }
+    // a total only where buckets add up (sum, count): none for max, unique, latest
+    const total = additive ? addDecimals(groups.map((s) => s.total)) : null;
     const times = [];
     for (let t = start; t < end; t += bucket) times.push(t);
 
-    this.dataset.total = total;
+    if (additive) this.dataset.total = total;
+    else delete this.dataset.total;
     this._drawn = [groups, times, total];
     this._drawChart(groups, times, total);
     this._legend.replaceChildren(...groups.map((s) =>
       h('li', { part: 'legend-item' },
-        h('span', { class: `swatch s${(s.index % 6) + 1}`, 'aria-hidden': 'true' }),
-        h('span', { text: s.label }), h('span', { class: 'muted num', text: plain(s.total) }))));
+        h('span', { class: `swatch ${s.colour}`, 'aria-hidden': 'true' }),
+        h('span', { text: s.label }),
+        h('span', { class: 'muted num', text: additive ? plain(s.total) : `latest: ${s.latest}` }))));
     this._drawTable(groups, times, total);
     this._emit('meterline:update', {
+      aggregation,
       total,
       startingAt: new Date(start).toISOString(),
       endingBefore: new Date(end).toISOString(),
-      groups: groups.map(({ group, label, total: sum }) => ({ group, label, total: sum })),
+      groups: groups.map(({ group, label, total: sum, latest }) => ({ group, label, total: sum, latest })),
       points,
     });
   }
@@ -660,17 +828,22 @@ export class MeterlineUsage extends MeterlineElement {
   }
 
   _drawChart(groups, times, total) {
-    const { hourly, days } = this._range;
+    const { hourly, days, additive, per } = this._range;
     const [W, H] = [clamp(this._width, 280, 4000), 260];
     const m = { top: 10, right: 10, bottom: 42, left: 56 };
     const [plotW, plotH] = [W - m.left - m.right, H - m.top - m.bottom];
     // Number() sizes the bars only; every number shown is the exact string
     const heights = (t) => groups.map((s) => Math.max(0, Number(s.quantities.get(t) ?? 0) || 0));
-    const tallest = Math.max(0, ...times.map((t) => heights(t).reduce((a, b) => a + b, 0)));
+    // sums stack (one bar per bucket); other aggregations stand side by side
+    const tallest = Math.max(0, ...times.map((t) => (additive
+      ? heights(t).reduce((a, b) => a + b, 0) : Math.max(0, ...heights(t)))));
     const max = niceCeiling(tallest);
     const by = `by ${hourly ? 'hour' : 'day'}, last ${days} day${days === 1 ? '' : 's'} (UTC)`;
-    const parts = groups.slice(0, 12).map((s) => `${s.label}: ${plain(s.total)}`).join('; ');
-    const summary = `Usage ${by}: total ${plain(total)}${parts ? `; ${parts}` : ''}.`;
+    const parts = groups.slice(0, 12)
+      .map((s) => (additive ? `${s.label}: ${plain(s.total)}` : `${s.label}: latest ${s.latest}`)).join('; ');
+    const summary = additive
+      ? `Usage ${by}: total ${plain(total)}${parts ? `; ${parts}` : ''}.`
+      : `Usage ${by}, ${per} per ${hourly ? 'hour' : 'day'}${parts ? `: ${parts}` : ''}.`;
     const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': summary, part: 'chart', class: 'chart' });
     for (let i = 0; i <= 4; i += 1) { // y grid and labels
       const y = m.top + plotH - (plotH * i) / 4;
@@ -679,15 +852,17 @@ export class MeterlineUsage extends MeterlineElement {
     }
     const step = plotW / Math.max(1, times.length);
     const every = Math.ceil(times.length / Math.max(2, Math.floor(plotW / 110)));
+    const slot = additive ? step * 0.8 : (step * 0.8) / Math.max(1, groups.length);
     times.forEach((t, i) => {
       let y = m.top + plotH;
       heights(t).forEach((value, g) => {
         if (!value || !max) return;
         const height = (value / max) * plotH;
-        y -= height;
         const s = groups[g];
+        const x = m.left + i * step + step * 0.1 + (additive ? 0 : g * slot);
+        if (additive) y -= height;
         chart.append(svg('rect', {
-          class: `s${(s.index % 6) + 1}`, x: m.left + i * step + step * 0.1, y, width: Math.max(step * 0.8, 0.5), height,
+          class: s.colour, x, y: additive ? y : m.top + plotH - height, width: Math.max(slot, 0.5), height,
         }, svg('title', { text: `${this._label(t)} · ${s.label}: ${plain(s.quantities.get(t))}` })));
       });
       if (i % every === 0) {
@@ -706,23 +881,25 @@ export class MeterlineUsage extends MeterlineElement {
   }
 
   _drawTable(groups, times, total) {
-    const { start, end, hourly } = this._range;
+    const { start, end, hourly, additive } = this._range;
     const rows = times.filter((t) => groups.some((s) => s.quantities.has(t)));
     const cell = (value) => h('td', { class: 'num', text: plain(value) });
+    // totals (a Total column and row) only where buckets add up; else each group's latest
     this._table.replaceChildren(h('table', {},
       h('caption', { text: `Usage by ${hourly ? 'hour' : 'day'} (UTC), ${FORMAT_DATE.format(start)} – ${FORMAT_DATE.format(end - 1)}` }),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col', text: hourly ? 'Hour (UTC)' : 'Day (UTC)' }),
         groups.map((s) => h('th', { scope: 'col', class: 'num', text: s.label })),
-        h('th', { scope: 'col', class: 'num', text: 'Total' }))),
+        additive && h('th', { scope: 'col', class: 'num', text: 'Total' }))),
       h('tbody', {}, rows.length
         ? rows.map((t) => h('tr', {},
           h('th', { scope: 'row', text: this._label(t) }),
-          groups.map((s) => cell(s.quantities.get(t) ?? '0')),
-          cell(addDecimals(groups.map((s) => s.quantities.get(t))))))
-        : h('tr', {}, h('td', { colspan: groups.length + 2, text: 'No usage in this period.' }))),
-      h('tfoot', {}, h('tr', {},
-        h('th', { scope: 'row', text: 'Total' }), groups.map((s) => cell(s.total)), cell(total)))));
+          groups.map((s) => cell(s.quantities.get(t) ?? (additive ? '0' : '—'))),
+          additive && cell(addDecimals(groups.map((s) => s.quantities.get(t))))))
+        : h('tr', {}, h('td', { colspan: groups.length + (additive ? 2 : 1), text: 'No usage in this period.' }))),
+      h('tfoot', {}, additive
+        ? h('tr', {}, h('th', { scope: 'row', text: 'Total' }), groups.map((s) => cell(s.total)), cell(total))
+        : h('tr', {}, h('th', { scope: 'row', text: 'Latest' }), groups.map((s) => cell(s.latest))))));
   }
 }
 
@@ -872,7 +1049,9 @@ export class MeterlineBudget extends MeterlineElement {
     this._archived = new Set();
     this._list = h('ul', { part: 'list', class: 'alerts' });
     this._empty = h('p', { part: 'empty', class: 'muted', text: 'No budget alerts yet.' });
-    this._notice = h('p', { class: 'sr-only', 'aria-live': 'polite', part: 'announcer' });
+    this._notice = h('p', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true', part: 'announcer' });
+    this._states = null; // alert id → state last shown (null: nothing shown yet)
+    this._statesFor = null; // … for this customer
     const field = (id, label, control, hint) => h('div', { class: 'field', part: 'field' },
       h('label', { for: id, text: label }), control, hint && h('span', { id: `${id}-hint`, class: 'hint', text: hint }));
     this._name = h('input', { id: 'ml-name', name: 'name', maxlength: 200, autocomplete: 'off', required: true, part: 'input' });
@@ -900,6 +1079,7 @@ export class MeterlineBudget extends MeterlineElement {
     // usage alerts need a metric: offer them only with a metric-id attribute
     if (this.getAttribute('metric-id')) this._type.append(this._usageOption);
     else this._usageOption.remove();
+    if (this._statesFor !== this.customerId) [this._states, this._statesFor] = [null, this.customerId];
     this._live(ALERTS_SUBSCRIPTION, { customerId: this.customerId }, (data) => {
       this._alerts = data.alertStateChanged ?? [];
       this._renderAlerts();
@@ -913,7 +1093,28 @@ export class MeterlineBudget extends MeterlineElement {
     this._list.replaceChildren(...shown.map((alert) => this._item(alert, me)));
     this._empty.hidden = shown.length > 0;
     if (focused) this._archiveButton(focused)?.focus(); // keep keyboard focus across pushes
+    this._announceStates(shown, me);
     this._emit('meterline:update', { alerts: shown });
+  }
+
+  /** Announce, politely, an alert newly in alarm or back to OK (not those on first show). */
+  _announceStates(shown, me) {
+    const states = new Map(shown.map((alert) => [alert.id, overallState(this._statuses(alert, me))]));
+    if (this._states) {
+      const changes = [];
+      for (const alert of shown) {
+        const [before, now] = [this._states.get(alert.id), states.get(alert.id)];
+        if (now === before) continue;
+        if (now === 'IN_ALARM') changes.push(`Alert ${alert.name} is now in alarm.`);
+        else if (now === 'OK' && before === 'IN_ALARM') changes.push(`Alert ${alert.name} is back to OK.`);
+      }
+      if (changes.length) this._notice.textContent = changes.join(' ');
+    }
+    this._states = states;
+  }
+
+  _statuses(alert, me) {
+    return (alert.statuses ?? []).filter((s) => s.customerId === me);
   }
 
   _archiveButton(id) {
@@ -921,7 +1122,7 @@ export class MeterlineBudget extends MeterlineElement {
   }
 
   _item(alert, me) {
-    const statuses = (alert.statuses ?? []).filter((s) => s.customerId === me);
+    const statuses = this._statuses(alert, me);
     const state = overallState(statuses);
     const scope = alert.groupKey ? ` · per ${alert.groupKey}` : alert.groupValues ? ` · ${groupText(alert.groupValues, true)}` : '';
     const grouped = statuses.filter((s) => groupText(s.group));
@@ -941,15 +1142,41 @@ export class MeterlineBudget extends MeterlineElement {
   }
 
   _invalid(control, message) {
-    control.setAttribute('aria-invalid', 'true');
     this._showError([{ message, extensions: { code: 'VALIDATION' } }], 'action');
+    this._markInvalid(control);
+  }
+
+  /** Mark `control` invalid, described by the error region (after its hint), and focus it. */
+  _markInvalid(control) {
+    const hint = control === this._threshold ? 'ml-threshold-hint ' : '';
+    control.setAttribute('aria-invalid', 'true');
+    control.setAttribute('aria-describedby', `${hint}${this._error.id}`);
     control.focus();
+  }
+
+  _unmarkFields() {
+    for (const control of [this._name, this._threshold]) {
+      control.removeAttribute('aria-invalid');
+      if (control === this._threshold) control.setAttribute('aria-describedby', 'ml-threshold-hint');
+      else control.removeAttribute('aria-describedby');
+    }
+  }
+
+  // a field stays marked only while the error region shows the form's error
+  _showError(errors, source) {
+    if (source !== 'action') this._unmarkFields();
+    super._showError(errors, source);
+  }
+
+  _clearError(source) {
+    if (!source || this._errorSource === source) this._unmarkFields();
+    super._clearError(source);
   }
 
   async _create(event) {
     event.preventDefault();
     if (this._submit.getAttribute('aria-disabled') === 'true') return; // a request is running
-    for (const control of [this._name, this._threshold]) control.removeAttribute('aria-invalid');
+    this._unmarkFields();
     const name = this._name.value.trim();
     const threshold = this._threshold.value.trim();
     if (!name) return this._invalid(this._name, 'Enter a name for the alert.');
@@ -974,10 +1201,7 @@ export class MeterlineBudget extends MeterlineElement {
       // a VALIDATION error names its field ("threshold"): mark that control
       const field = String(errors.map((e) => e.extensions?.field).find(Boolean) ?? '').split('.').pop();
       const control = { name: this._name, threshold: this._threshold }[field];
-      if (control) {
-        control.setAttribute('aria-invalid', 'true');
-        control.focus();
-      }
+      if (control) this._markInvalid(control);
     } finally {
       this._submit.removeAttribute('aria-disabled');
     }

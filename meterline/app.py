@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 
 from arq.connections import RedisSettings, create_pool
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute, request_response
+from starlette.types import ASGIApp
 
 from meterline.clock import SystemClock
 from meterline.settings import Settings
@@ -101,25 +103,51 @@ def create_app(
             await redis.aclose()
             await db.dispose()
 
-    graphql = graphql_app(production=settings.is_production)
+    origins = settings.cors_allowed_origins
+    graphql = graphql_app(production=settings.is_production, allowed_origins=origins)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/v1/ingest", ingest, methods=["POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-        Route("/embed/meterline-embed.js", embed_module),
+        Route("/embed/meterline-embed.js", for_browsers(request_response(embed_module), origins)),
         Route("/embed/demo", demo_page),
-        Route("/graphql", graphql),
+        Route("/graphql", for_browsers(graphql, origins)),
         WebSocketRoute("/graphql", graphql),
     ]
-    # Browsers on customers' sites load the embed module and call the API with a bearer
-    # token (never a cookie), so answering any origin exposes nothing a page could not
-    # already do; an installation may still list its origins.
-    cors = Middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_allowed_origins,
+    redact_tokens_in_access_log()
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def for_browsers(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
+    """``app`` answering pages of ``origins`` (CORS): the embed module and the GraphQL
+    API, which browsers call with a bearer customer token, never a cookie (so no
+    credentials are ever allowed); ingest and Stripe's webhooks are not for browsers."""
+    return CORSMiddleware(
+        app,
+        allow_origins=origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["authorization", "content-type", "content-encoding"],
+        allow_headers=["authorization", "content-type"],
         max_age=600,
     )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[cors])
+
+
+class _RedactTokens(logging.Filter):
+    """Masks ``token=…`` in uvicorn's access log lines (the embed demo page's address)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                TOKEN_IN_URL.sub(r"\1…", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        return True
+
+
+TOKEN_IN_URL = re.compile(r"(token=)[^&\s]+")
+
+
+def redact_tokens_in_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in access.filters):
+        access.addFilter(_RedactTokens())

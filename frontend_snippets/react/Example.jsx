@@ -100,6 +100,8 @@ function Usage({ customerId, metricId }) {
   });
   if (error) return <Failure error={error} />;
   if (fetching) return <p>Loading usage…</p>;
+  // `series` is undefined while the hook is paused (no customerId or metricId yet)
+  if (series === undefined) return <p>Choose a metric to see its usage.</p>;
   return (
     <section>
       <h3>Usage, last 30 days</h3>
@@ -146,6 +148,7 @@ function BudgetAlerts({ customerId }) {
 
   if (error) return <Failure error={error} />;
   if (fetching) return <p>Loading alerts…</p>;
+  if (alerts === undefined) return null; // paused: no customerId yet
   return (
     <section>
       <h3>Budget alerts</h3>

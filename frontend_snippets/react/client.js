@@ -31,53 +31,83 @@ export function isUnauthenticated(error) {
   return errorCodes(error).includes('UNAUTHENTICATED');
 }
 
+/** At most one token fetch per this many ms (a short-lived token, a refused one, a failing
+ * endpoint): never a fetch per request. */
+const MIN_FETCH_INTERVAL_MS = 5000;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A ping left without a pong this long closes the socket (4499, retried). */
+const PONG_TIMEOUT_MS = 10_000;
+
 /**
  * A cached customer token that renews itself.
  *
  * `fetchToken()` asks *your* backend (never Meterline directly: that needs an admin key)
- * for `{ token, expiresAt }`. The token is reused until `refreshBeforeSeconds` before it
- * expires; then (or after `invalidate()`) the next `get()` fetches a new one. Listeners
- * added with `subscribe` hear of each new token (the client reconnects its WebSocket then,
- * so live subscriptions move to the new token before the old one expires).
+ * for `{ token, expiresAt }` (`expiresAt` an ISO 8601 date, as createCustomerToken answers;
+ * required). The token is reused until `refreshBeforeSeconds` before it expires (and at
+ * least 5 s); then (or after `invalidate()`) the next `get()` fetches a new one. Fetches are
+ * at least 5 s apart: within that, `get()` answers the current token while it has not
+ * expired, else waits. Listeners added with `subscribe` hear of each new token (the client
+ * reconnects its WebSocket then, so live subscriptions move to the new token before the old
+ * one expires).
  */
 export function createTokenSource(fetchToken, { refreshBeforeSeconds = 60 } = {}) {
-  let current = null; // { token, expiresAt: ms }
+  let current = null; // { token, expiresAt: ms, refreshAt: ms }
   let pending = null;
   let timer = null;
+  let lastFetchAt = -Infinity;
   const listeners = new Set();
 
-  const fresh = () =>
-    current !== null && Date.now() < current.expiresAt - refreshBeforeSeconds * 1000;
+  const fresh = () => current !== null && Date.now() < current.refreshAt;
 
   function schedule() {
     clearTimeout(timer);
     if (current === null || listeners.size === 0) return;
-    const wait = current.expiresAt - refreshBeforeSeconds * 1000 - Date.now();
     // Renew ahead of expiry, so that open subscriptions are never cut off.
     timer = setTimeout(
       () => {
         current = null;
         get().catch(() => {}); // a failure surfaces on the next get()
       },
-      Math.max(wait, 1000)
+      Math.max(current.refreshAt - Date.now(), 1000)
     );
+  }
+
+  function fetchNow() {
+    lastFetchAt = Date.now();
+    return Promise.resolve()
+      .then(fetchToken)
+      .then((answer) => {
+        const { token, expiresAt } = answer || {};
+        if (typeof token !== 'string' || !token) throw new Error('no customer token');
+        const expires = typeof expiresAt === 'string' ? Date.parse(expiresAt) : NaN;
+        if (!Number.isFinite(expires)) {
+          throw new Error(
+            `the token endpoint must answer expiresAt, an ISO 8601 date (as createCustomerToken does), not ${JSON.stringify(expiresAt)}`
+          );
+        }
+        const refreshAt = Math.max(
+          Date.now() + MIN_FETCH_INTERVAL_MS,
+          expires - refreshBeforeSeconds * 1000
+        );
+        current = { token, expiresAt: expires, refreshAt };
+        schedule();
+        listeners.forEach((listener) => listener(token));
+        return token;
+      });
   }
 
   function get() {
     if (fresh()) return Promise.resolve(current.token);
     if (pending === null) {
-      pending = Promise.resolve()
-        .then(fetchToken)
-        .then(({ token, expiresAt }) => {
-          if (typeof token !== 'string' || !token) throw new Error('no customer token');
-          current = { token, expiresAt: Date.parse(expiresAt) };
-          schedule();
-          listeners.forEach((listener) => listener(token));
-          return token;
-        })
-        .finally(() => {
-          pending = null;
-        });
+      const wait = lastFetchAt + MIN_FETCH_INTERVAL_MS - Date.now();
+      if (wait > 0 && current !== null && Date.now() < current.expiresAt) {
+        return Promise.resolve(current.token); // fetched moments ago and still valid
+      }
+      pending = (wait > 0 ? sleep(wait) : Promise.resolve()).then(fetchNow).finally(() => {
+        pending = null;
+      });
     }
     return pending;
   }
@@ -138,6 +168,22 @@ export function createMeterlineClient({
     if (socket !== null && socket.readyState === 1 /* OPEN */) socket.close(4205, 'Client Restart');
   }
 
+  // graphql-ws's recipe for a ping timeout: `keepAlive` pings every 20 s; a ping left without
+  // a pong for 10 s means a dead connection (a laptop woken up, a dropped network): close it
+  // with a retryable code, and the library reconnects and re-subscribes.
+  let pongTimer = null;
+  function onPing(received) {
+    if (received) return; // the server's ping: graphql-ws answers it
+    clearTimeout(pongTimer);
+    const pinged = socket;
+    pongTimer = setTimeout(() => {
+      if (pinged !== null && pinged.readyState === 1 /* OPEN */) pinged.close(4499, 'Ping timeout');
+    }, PONG_TIMEOUT_MS);
+  }
+  function onPong(received) {
+    if (received) clearTimeout(pongTimer);
+  }
+
   const wsClient = createWSClient({
     url: wsUrl || webSocketURL(url),
     webSocketImpl,
@@ -147,15 +193,22 @@ export function createMeterlineClient({
       socketToken = await getToken();
       return { authorization: `Bearer ${socketToken}` };
     },
+    keepAlive: 20_000,
+    // Retried: lost connections, 4403 (a refused token: a fresh one is fetched first), 4499.
+    // graphql-ws itself gives up on 4400, 4401, 4406, 4409, 4429, 4500 (fatal).
     retryAttempts: Infinity,
     shouldRetry: () => true,
+    // capped exponential backoff (1 s doubling to 30 s) with jitter
     retryWait: (retries) =>
-      new Promise((resolve) => setTimeout(resolve, Math.min(30000, 1000 * 2 ** retries))),
+      sleep(Math.min(30000, 1000 * 2 ** retries) * (0.5 + Math.random() / 2)),
     on: {
       opened: (opened) => {
         socket = opened;
       },
+      ping: onPing,
+      pong: onPong,
       closed: (event) => {
+        clearTimeout(pongTimer);
         socket = null;
         socketToken = null;
         // 4403: the token in connection_init was refused (expired or revoked).

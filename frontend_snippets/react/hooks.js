@@ -29,10 +29,19 @@ export const BUDGET_ALERT_TYPES = [
   'INVOICE_TOTAL_REACHED',
 ];
 
-// Errors worth re-subscribing after: an expired token (the client fetches a new one) or a
-// lost connection. NOT_FOUND, FORBIDDEN, VALIDATION… would only fail again.
+// Error codes that would only fail again: the error is shown, not retried.
+const FINAL_CODES = ['FORBIDDEN', 'NOT_FOUND', 'VALIDATION', 'BAD_REQUEST'];
+// WebSocket close codes graphql-ws gives up on (fatal): not retried either.
+const FATAL_CLOSE_CODES = [4400, 4401, 4406, 4409, 4429, 4500];
+
+// Errors worth re-subscribing after: an expired token (the client fetches a new one), a lost
+// connection, INTERNAL or any unknown error. FORBIDDEN, NOT_FOUND, VALIDATION, BAD_REQUEST
+// and a fatal close would only fail again.
 function retryable(error) {
-  return isUnauthenticated(error) || (error.networkError != null && errorCodes(error).length === 0);
+  if (isUnauthenticated(error)) return true;
+  const closeCode = error.networkError && error.networkError.code;
+  if (typeof closeCode === 'number' && FATAL_CLOSE_CODES.includes(closeCode)) return false;
+  return !errorCodes(error).some((code) => FINAL_CODES.includes(code));
 }
 
 /** An Error for a failed mutation, with Meterline's `code` (and `field` for VALIDATION). */
@@ -76,8 +85,8 @@ function useLive({ query, subscription, variables, pause, fromQuery, fromSubscri
     [reexecuteQuery]
   );
 
-  // A subscription that ended with a retryable error is started again, with backoff
-  // (1 s, 2 s, 4 s … 30 s); a push resets the backoff.
+  // A subscription that ended with a retryable error is started again, with capped
+  // exponential backoff and jitter (1 s, 2 s, 4 s … 30 s, each × 0.5–1); a push resets it.
   const attempts = useRef(0);
   useEffect(() => {
     if (pause) return undefined;
@@ -86,7 +95,7 @@ function useLive({ query, subscription, variables, pause, fromQuery, fromSubscri
       return undefined;
     }
     if (!retryable(pushed.error)) return undefined;
-    const wait = Math.min(30000, 1000 * 2 ** attempts.current);
+    const wait = Math.min(30000, 1000 * 2 ** attempts.current) * (0.5 + Math.random() / 2);
     attempts.current += 1;
     const timer = setTimeout(() => {
       reexecuteQuery({ requestPolicy: 'network-only' });
@@ -247,10 +256,23 @@ function decimalString(value) {
   );
 }
 
+const STATE_RANK = ['IN_ALARM', 'EVALUATING', 'OK']; // the worst state first
+
+/** The customer's state in an alert: the worst of its statuses (one per group value for a
+ * grouped alert); none yet is EVALUATING. */
+function customerState(alert, customerId) {
+  const statuses = (alert.statuses || []).filter((s) => s.customerId === customerId);
+  if (statuses.length === 0) return 'EVALUATING';
+  return (
+    STATE_RANK.find((state) => statuses.some((s) => s.state === state)) || statuses[0].state
+  );
+}
+
 /**
  * The alerts watching the customer (its own and organization-wide ones), live, each with
- * `state` (`EVALUATING`, `OK` or `IN_ALARM`: the customer's state in it) and `own` (created
- * for this customer: only those can be archived with a customer token).
+ * `state` (`EVALUATING`, `OK` or `IN_ALARM`: the customer's worst state in it, over the
+ * group values of a grouped alert) and `own` (created for this customer: only those can be
+ * archived with a customer token).
  *
  * `createAlert({ name, threshold, alertType, billableMetricId, groupKey, groupValues })`
  * creates a spend (default), usage or invoice-total alert for the customer; `threshold` is a
@@ -314,14 +336,11 @@ export function useBudgetAlerts(customerId) {
   const alerts = data
     ? data
         .filter((alert) => !alert.archivedAt)
-        .map((alert) => {
-          const status = alert.statuses.find((s) => s.customerId === customerId);
-          return {
-            ...alert,
-            state: status ? status.state : 'EVALUATING',
-            own: alert.customerId === customerId,
-          };
-        })
+        .map((alert) => ({
+          ...alert,
+          state: customerState(alert, customerId),
+          own: alert.customerId === customerId,
+        }))
     : undefined;
   return { ...live, alerts, createAlert, archiveAlert };
 }

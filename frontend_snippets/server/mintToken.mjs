@@ -80,12 +80,20 @@ export function tokenHandler(customerOf, options = {}) {
       res.setHeader('cache-control', 'no-store');
       res.end(JSON.stringify(payload));
     };
-    const customerId = await customerOf(req);
+    let customerId;
+    try {
+      customerId = await customerOf(req);
+    } catch (error) {
+      // Your session lookup failed: log it here, tell the browser nothing about it.
+      console.error('meterline token: customerOf failed', error);
+      return send(500, { error: 'internal error' });
+    }
     if (!customerId) return send(401, { error: 'log in first' });
     try {
       return send(200, await mintCustomerToken(customerId, options));
     } catch (error) {
       // Do not pass Meterline's message on: it is about your admin key, not the user.
+      console.error('meterline token: minting failed', error);
       return send(502, { error: 'billing unavailable', code: error.code });
     }
   };

@@ -17,6 +17,7 @@ Requires ``httpx`` (and ``starlette`` for the endpoint example).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +35,8 @@ mutation CreateCustomerToken($input: CreateCustomerTokenInput!) {
 """
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000/graphql"
+
+log = logging.getLogger("meterline.mint_token")
 
 
 class MeterlineError(Exception):
@@ -122,16 +125,27 @@ def token_route(customer_of: CustomerOf, *, ttl_seconds: int = 3600, **mint: Any
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    if not 1 <= ttl_seconds <= 86_400:  # a mistake in your code: fail now, not per request
+        raise ValueError("ttl_seconds is 1 to 86400 (a token lives at most one day)")
+    unavailable = {"error": "billing unavailable"}
+    no_store = {"Cache-Control": "no-store"}
+
     async def endpoint(request: Request) -> JSONResponse:
         customer_id = await customer_of(request)
         if customer_id is None:
-            return JSONResponse({"error": "log in first"}, status_code=401)
+            return JSONResponse({"error": "log in first"}, status_code=401, headers=no_store)
         try:
             minted = await mint_customer_token(customer_id, ttl_seconds=ttl_seconds, **mint)
         except MeterlineError as error:
             # Never echo Meterline's answer verbatim: it concerns your admin key.
-            return JSONResponse({"error": "billing unavailable", "code": error.code}, 502)
-        return JSONResponse(minted, headers={"Cache-Control": "no-store"})
+            log.warning("minting a customer token failed: %s (%s)", error, error.code)
+            return JSONResponse({**unavailable, "code": error.code}, 502, headers=no_store)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+            # Meterline unreachable, timed out, or an answer that is not a token (an HTTP
+            # error status, not JSON): a 502 in JSON, never a traceback.
+            log.warning("minting a customer token failed: %r", error)
+            return JSONResponse(unavailable, 502, headers=no_store)
+        return JSONResponse(minted, headers=no_store)
 
     return Route("/api/meterline-token", endpoint, methods=["GET"])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -131,15 +131,22 @@ class SocketOperations(SchemaExtension):
 
 
 class MeterlineGraphQL(GraphQL[Any, None]):
-    def __init__(self, schema: strawberry.Schema, *, production: bool) -> None:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        production: bool,
+        allowed_origins: Sequence[str] = ("*",),
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide=None if production else "graphiql",
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             # the credential travels in connection_init, never in a cookie: a page of any
-            # origin may open a socket, it reaches nothing without a key or token
-            allowed_origins=("*",),
+            # origin may open a socket (the default), it reaches nothing without a key or
+            # token; an installation may list its origins
+            allowed_origins=tuple(allowed_origins),
         )
         self.production = production
 
@@ -214,5 +221,9 @@ class MeterlineGraphQL(GraphQL[Any, None]):
         return await super().process_result(request, result)
 
 
-def graphql_app(*, production: bool) -> MeterlineGraphQL:
-    return MeterlineGraphQL(build_schema(production=production), production=production)
+def graphql_app(*, production: bool, allowed_origins: Sequence[str] = ("*",)) -> MeterlineGraphQL:
+    return MeterlineGraphQL(
+        build_schema(production=production),
+        production=production,
+        allowed_origins=allowed_origins,
+    )

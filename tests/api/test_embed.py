@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 
-from meterline.app import create_app
+from meterline.app import create_app, redact_tokens_in_access_log
 from meterline.clock import FixedClock
 from meterline.settings import Settings
 from models.store.api_keys import create_api_key, create_customer_token
@@ -75,10 +76,38 @@ async def test_the_demo_page_takes_a_customer_token_only(env: Env) -> None:
 
 
 async def test_the_demo_page_escapes_what_it_shows(env: Env) -> None:
+    hostile = 'model"><script>alert(1)</script>'
+    filters = [{"name": "tokens", "exists": True}, {"name": hostile, "exists": True}]
+    await metric(env, groupKeys=[[hostile]], propertyFilters=filters, name="Hostile")
     _, token = await minted(env)
-    page = await env.client.get("/embed/demo", params={"token": token + '"><script>'})
-    assert page.status_code == 401  # not a token; nothing of it echoed into a page
-    assert "<script>" not in page.text
+    page = await env.client.get("/embed/demo", params={"token": token})
+    assert page.status_code == 200
+    assert "<script>alert(1)</script>" not in page.text
+    assert 'group-key="model&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in page.text
+
+
+def test_tokens_in_addresses_never_reach_the_access_log() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/embed/demo?token=ml_ct_secret&x=1", "1.1", 200),
+        None,
+    )
+    redact_tokens_in_access_log()
+    assert logging.getLogger("uvicorn.access").filter(record)  # kept, with the token masked
+    assert "ml_ct_secret" not in record.getMessage()
+    assert "/embed/demo?token=…&x=1" in record.getMessage()
+
+
+async def test_only_the_api_and_the_module_answer_other_origins(env: Env) -> None:
+    for path in ("/v1/ingest", "/webhooks/stripe"):
+        preflight = await env.client.options(
+            path, headers={"origin": SHOP, "access-control-request-method": "POST"}
+        )
+        assert "access-control-allow-origin" not in preflight.headers, path
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ def demo_server(tmp_path: Path) -> Iterator[DemoServer]:
             break
     assert key, "serve --demo printed no 'API key: …' line"
     assert demo_page, "serve --demo printed no 'Demo page: …' line"
+    # keep reading what the server prints (its access log), or a full pipe would stall it
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     yield DemoServer(f"http://127.0.0.1:{port}", key, process, socket_path, demo_page)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)

@@ -61,13 +61,15 @@ async def test_the_demo_page_shows_usage_the_draft_and_a_budget_live(
     demo_server: DemoServer, page: Page
 ) -> None:
     await page.goto(demo_server.demo_page)
+    await page.evaluate("window.loadedOnce = true")  # gone if the page ever reloads
     total = page.locator("meterline-draft-invoice [data-testid=total]")
     usage = page.locator("meterline-usage")
-    await expect(total).to_contain_text("0.00", timeout=LIVE)
+    await expect(total).to_have_attribute("data-value", "0.00", timeout=LIVE)
 
     # 8M tokens: $12.00 of usage, $9.00 free each month, $3.00 to pay
     ingest(demo_server, "browser-1", 8_000_000)
-    await expect(total).to_contain_text("3.00", timeout=LIVE)
+    await expect(total).to_have_attribute("data-value", "3.00", timeout=LIVE)
+    await expect(total).to_contain_text("3.00 USD")
     await expect(usage).to_have_attribute(
         "data-total", re.compile(r"^8000000(\.0*)?$"), timeout=LIVE
     )
@@ -83,10 +85,11 @@ async def test_the_demo_page_shows_usage_the_draft_and_a_budget_live(
     # 8M more: $24.00 of spend crosses the $20 budget
     ingest(demo_server, "browser-2", 8_000_000)
     await expect(state).to_have_attribute("data-state", "IN_ALARM", timeout=LIVE)
-    await expect(total).to_contain_text("15.00", timeout=LIVE)
+    await expect(total).to_have_attribute("data-value", "15.00", timeout=LIVE)
     await expect(usage).to_have_attribute(
         "data-total", re.compile(r"^16000000(\.0*)?$"), timeout=LIVE
     )
 
+    assert await page.evaluate("window.loadedOnce") is True  # all of it without a reload
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "embed-demo.png"), full_page=True)
