@@ -230,15 +230,30 @@ def test_browser_documents_use_only_what_a_customer_token_may() -> None:
     }
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+NODE = shutil.which("node")  # Node.js is on every machine this project runs on
+
+
 @pytest.mark.parametrize("path", files(".js", ".mjs"), ids=relative)
 def test_script_parses_as_an_es_module(path: Path, tmp_path: Path) -> None:
+    assert NODE, "Node.js is needed to check the browser snippets"
     copy = tmp_path / f"{path.stem}.mjs"
     copy.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     result = subprocess.run(
-        ["node", "--check", str(copy)], capture_output=True, text=True, timeout=60
+        [NODE, "--check", str(copy)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_embed_protocol_client_keeps_subscriptions_alive() -> None:
+    """tests/js/embed_client.mjs drives the embed module's graphql-transport-ws client
+    against a scripted socket and a manual clock: pings and the 10 s pong timeout,
+    reconnect and resubscribe, backoff after server errors, final error codes and fatal
+    close codes (the real socket is exercised by tests/e2e/test_embed_browser.py)."""
+    assert NODE, "Node.js is needed to run the embed client's checks"
+    script = ROOT / "tests" / "js" / "embed_client.mjs"
+    result = subprocess.run([NODE, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all checks passed" in result.stdout
 
 
 # --- the Python minting example, against the real app ---------------------------------------
