@@ -20,7 +20,7 @@ What one run measures, per backend (SQLite + embedded Redis always; PostgreSQL +
 4. **Raw limits**, idle and under the load: a bare HTTP POST round trip to the receiver
    (keep-alive httpx) and a Redis PUBLISH → message round trip.
 
-    PYTHONPATH=. python bench/alert_latency.py [--quick] [--probes N] [--rate EVENTS_PER_S]
+    python bench/alert_latency.py [--quick] [--probes N] [--rate EVENTS_PER_S]
         [--postgres-url postgresql+asyncpg://…] [--redis-url redis://…] [--only sqlite|postgres]
 """
 
@@ -47,8 +47,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import harness  # bench/ is on sys.path: processes and load batches
 import httpx
-import ingest  # bench/ is on sys.path: its processes, catalog and load batches
+import ingest  # the catalog the load is rated against
 import orjson
 import redis.asyncio as aioredis
 from backends import add_backend_args, backend_urls, selected_backends
@@ -143,7 +144,7 @@ def generate_load(
 
 
 async def _load(base: str, key: str, refs: list[str], rate: float, done: Any) -> dict[str, Any]:
-    batches, errors = ingest.Batches(refs), Counter[str]()
+    batches, errors = harness.Batches(refs), Counter[str]()
     accepted, pending, seq = 0, set[asyncio.Task[None]](), 0
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=IN_FLIGHT)
@@ -152,17 +153,17 @@ async def _load(base: str, key: str, refs: list[str], rate: float, done: Any) ->
         async def post(body: bytes) -> None:
             nonlocal accepted
             try:
-                error = ingest.judge(await http.post("/v1/ingest", content=body))
+                error = harness.judge(await http.post("/v1/ingest", content=body))
             except httpx.HTTPError as failure:
                 error = type(failure).__name__
             if error is None:
-                accepted += ingest.BATCH
+                accepted += harness.BATCH
             else:
                 errors[error] += 1
 
         start = time.monotonic()
         while not done.is_set():
-            await asyncio.sleep(max(0.0, start + seq * ingest.BATCH / rate - time.monotonic()))
+            await asyncio.sleep(max(0.0, start + seq * harness.BATCH / rate - time.monotonic()))
             if len(pending) >= IN_FLIGHT:  # behind: the achieved rate says by how much
                 _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             pending.add(asyncio.create_task(post(batches.body(0, seq))))
@@ -243,6 +244,14 @@ def setup_probes(api: Api, receiver: Receiver, probes: int) -> tuple[list[str], 
 
 
 @dataclass
+class Plan:
+    probes: int = 50
+    rate: float = 5000.0  # background events/s
+    warmup: float = 5.0  # seconds of load before the probes
+    in_process: bool = False  # the worker inside the API process (zero-config layout)
+
+
+@dataclass
 class Figures:
     round_trip: list[float] = field(default_factory=list)
     webhook: list[float] = field(default_factory=list)
@@ -252,6 +261,14 @@ class Figures:
     cpu: dict[str, float] = field(default_factory=dict)
     problems: dict[str, int] = field(default_factory=dict)
     load_before: float = 0.0
+
+    def p(self, kind: str, q: float) -> float:
+        """Percentile ``q`` of ``webhook`` or ``subscription`` latency, in milliseconds."""
+        return pct(self.webhook if kind == "webhook" else self.subscription, q)
+
+    def raw_p50(self, figure: str, when: str = "under load") -> float:
+        """p50 of a raw round trip (one of ``RAW``), in milliseconds."""
+        return pct(self.raw[f"{figure} ({when})"], 0.5)
 
 
 async def raw_limits(receiver: Receiver, redis_url: str, when: str, figures: Figures) -> None:
@@ -328,7 +345,7 @@ async def run_probes(
 def worker_process(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     with (workdir / "worker.log").open("wb") as output:
         process = subprocess.Popen(
-            [*ingest.METERLINE, "worker"],
+            [*harness.METERLINE, "worker"],
             env=env,
             cwd=workdir,
             stdout=output,
@@ -338,58 +355,61 @@ def worker_process(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Po
     try:
         yield process
     finally:
-        ingest.stop(process)
+        harness.stop(process)
 
 
-def run_backend(name: str, args: argparse.Namespace, workdir: Path, pg: str | None) -> Figures:
+def run_backend(
+    name: str, plan: Plan, workdir: Path, pg: str | None, redis_url: str | None
+) -> Figures:
+    """The figures of one backend (PostgreSQL when ``pg`` is given, with ``redis_url``)."""
     f = Figures(load_before=os.getloadavg()[0])
-    with backend_urls(workdir, pg, args.redis_url) as (database_url, redis_url):
+    with backend_urls(workdir, pg, redis_url) as (database_url, redis_url):
         allowed = {"METERLINE_WEBHOOK_ALLOWED_PRIVATE_HOSTS": '["127.0.0.1"]'}
-        env = ingest.clean_env(DATABASE_URL=database_url, REDIS_URL=redis_url, **allowed)
-        if args.in_process:
+        env = harness.clean_env(DATABASE_URL=database_url, REDIS_URL=redis_url, **allowed)
+        if plan.in_process:
             env["METERLINE_RUN_WORKER_IN_PROCESS"] = "true"
         log.print(f"[bold]{name}[/]: migrate, key, catalog, server, worker …")
-        ingest.meterline(["migrate"], env, workdir)
+        harness.meterline(["migrate"], env, workdir)
         scopes = ["--scope", "admin", "--scope", "ingest"]
-        key = ingest.meterline(["keys", "create", "--org", "bench", *scopes], env, workdir)
+        key = harness.meterline(["keys", "create", "--org", "bench", *scopes], env, workdir)
         key = key.strip().splitlines()[-1]
         refs = asyncio.run(ingest.seed_catalog(database_url))
         receiver = Receiver()
         try:
             workers = (
-                contextlib.nullcontext(None) if args.in_process else worker_process(env, workdir)
+                contextlib.nullcontext(None) if plan.in_process else worker_process(env, workdir)
             )
-            with workers as worker, ingest.server(env, workdir) as (api, base):
-                log.print(f"{name}: {args.probes} probe customers and their alerts …")
-                customers, secret = setup_probes(Api(base, key), receiver, args.probes)
+            with workers as worker, harness.server(env, workdir) as (api, base):
+                log.print(f"{name}: {plan.probes} probe customers and their alerts …")
+                customers, secret = setup_probes(Api(base, key), receiver, plan.probes)
                 asyncio.run(raw_limits(receiver, redis_url, "idle", f))
-                log.print(f"{name}: load at {args.rate:,.0f} events/s, then the probes …")
-                with background_load(base, key, refs, args.rate) as f.load:
-                    time.sleep(args.warmup)
+                log.print(f"{name}: load at {plan.rate:,.0f} events/s, then the probes …")
+                with background_load(base, key, refs, plan.rate) as f.load:
+                    time.sleep(plan.warmup)
                     pids = {"server": api.pid, **({"worker": worker.pid} if worker else {})}
-                    before = {k: ingest.cpu_seconds(pid) for k, pid in pids.items()}
+                    before = {k: harness.cpu_seconds(pid) for k, pid in pids.items()}
                     started = time.monotonic()
                     asyncio.run(run_probes(base, key, receiver, customers, secret, f))
                     for k, pid in pids.items():
-                        used, was = ingest.cpu_seconds(pid), before[k]
+                        used, was = harness.cpu_seconds(pid), before[k]
                         if used is not None and was is not None:
                             f.cpu[k] = (used - was) / (time.monotonic() - started)
                     asyncio.run(raw_limits(receiver, redis_url, "under load", f))
         finally:
             receiver.close()
-        for process in ("server",) if args.in_process else ("server", "worker"):
-            problems, _ = ingest.scan_server_log(workdir / f"{process}.log")
+        for process in ("server",) if plan.in_process else ("server", "worker"):
+            problems, _ = harness.scan_server_log(workdir / f"{process}.log")
             f.problems[process] = sum(problems.values())
     return f
 
 
-def render(name: str, args: argparse.Namespace, f: Figures) -> None:
+def render(name: str, plan: Plan, f: Figures) -> None:
     table = Table(title=f"{name}: alert latency, {len(f.webhook)} probes under load")
     for column in ("figure", "p50 / p99", "note"):
         table.add_column(column)
     errors = ", ".join(f"{k}: {v}" for k, v in f.load["errors"].items()) or "no errors"
     rows = [
-        ("background load", f"{f.load['rate']:,.0f} events/s", f"asked {args.rate:,.0f}; {errors}"),
+        ("background load", f"{f.load['rate']:,.0f} events/s", f"asked {plan.rate:,.0f}; {errors}"),
         ("probe ingest round trip", spread(f.round_trip), "POST /v1/ingest, one event"),
     ]
     for kind, values in (("webhook", f.webhook), ("subscription", f.subscription)):
@@ -429,13 +449,17 @@ def main() -> None:
     )
     add_backend_args(parser)
     args = parser.parse_args()
-    args.probes = args.probes or (10 if args.quick else 50)
-    args.warmup = 2.0 if args.quick else 5.0
+    plan = Plan(
+        probes=args.probes or (10 if args.quick else 50),
+        rate=args.rate,
+        warmup=2.0 if args.quick else 5.0,
+        in_process=args.in_process,
+    )
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     for name, postgres_url in selected_backends(args):
         workdir = Path(tempfile.mkdtemp(prefix=f"meterline-alerts-{name.lower()}-"))
         try:
-            render(name, args, run_backend(name, args, workdir, postgres_url))
+            render(name, plan, run_backend(name, plan, workdir, postgres_url, args.redis_url))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -23,6 +23,9 @@ What one run measures, per backend (SQLite always; PostgreSQL + Redis when confi
    plain asyncpg connection (one connection, and ``--clients`` connections at once).
 3. **Ratio** API events/s ÷ best raw rows/s, and the targets of issue 2 (≥ 50,000 events/s
    on SQLite, ≥ 30,000 on PostgreSQL on this 2-core machine, load generator included).
+4. **Memory**: the server's RSS (``/proc/PID/status``) when ready and after the load; with
+   ``--fill-to N`` the load goes on after the window until N events were accepted in all
+   (``bench/run.py`` uses it for the RSS-after-1M-events figure).
 
 PostgreSQL gets a private ``bench_<random>`` database created through the server of
 ``--postgres-url`` and dropped at the end; Redis is only used as the application's job
@@ -30,7 +33,7 @@ queue/pub-sub. Every process and temporary file is removed at the end, also on C
 
     python bench/ingest.py [--quick] [--seconds N] [--clients N]
         [--postgres-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-        [--redis-url redis://127.0.0.1:6379/0] [--profile DIR]
+        [--redis-url redis://127.0.0.1:6379/0] [--profile DIR] [--fill-to N]
 
 ``--profile DIR`` attaches ``py-spy record`` to the server during the measured window and
 writes a flame graph per backend there (its sampling slows the server: figures of a
@@ -41,34 +44,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
-import random
-import secrets
 import shutil
 import signal
-import socket
-import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import asyncpg
-import httpx
-import orjson
-from backends import (  # bench/ is on sys.path
-    add_backend_args,
-    asyncpg_dsn,
-    backend_urls,
-    selected_backends,
+import raw_limits  # bench/ is on sys.path
+from backends import add_backend_args, asyncpg_dsn, backend_urls, selected_backends
+from harness import (
+    BATCH,
+    LoadResult,
+    clean_env,
+    log,
+    memory_mb,
+    meterline,
+    py_spy,
+    run_load,
+    scan_server_log,
+    server,
 )
 from rich.console import Console
 from rich.table import Table
@@ -80,46 +78,10 @@ from models.store.customers import create_customer
 from models.store.metrics import create_metric
 from models.store.organizations import get_or_create_organization
 
-BATCH = 100
 TARGETS = {"SQLite": 50_000, "PostgreSQL": 30_000}
 CUSTOMERS = 5
-REGIONS = ("eu-west", "us-east", "us-west", "ap-south")
-USERS = 1_000
-SPREAD = timedelta(hours=6)
-METERLINE = [sys.executable, "-m", "meterline.cli"]
-UVICORN = [sys.executable, "-m", "uvicorn", "meterline.app:create_app", "--factory"]
-EXPLAINS = ("Error", "Exception:", "HINT", "[SQL:", "locked")
-SERVER_PROBLEMS = ("Traceback", "database is locked", '" 500', "Exception", "ERROR")
 
 out = Console(width=max(110, Console().width))
-log = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@dataclass
-class LoadResult:
-    seconds: float = 0.0
-    requests: int = 0
-    events: int = 0
-    latencies: list[float] = field(default_factory=list)
-    per_second: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    server_cpu: float | None = None
-    client_cpu: float | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds else 0.0
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-    @property
-    def slowest_second(self) -> int:
-        slices = [self.per_second.get(s, 0) for s in range(int(self.seconds))]
-        return min(slices) if slices else 0
 
 
 @dataclass
@@ -130,6 +92,13 @@ class BackendResult:
     server_problems: Counter[str]
     server_log_sample: list[str]
     load_before: float
+    rss_start_mb: float | None = None
+    rss_mb: float | None = None
+    rss_peak_mb: float | None = None
+
+    @property
+    def memory(self) -> tuple[float | None, float | None, float | None]:
+        return self.rss_start_mb, self.rss_mb, self.rss_peak_mb
 
 
 @dataclass
@@ -139,119 +108,7 @@ class Plan:
     raw_seconds: float
     clients: int
     profile: Path | None
-
-
-# ----------------------------------------------------------------------------- processes
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without any Meterline configuration, plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("METERLINE_") and k not in ("DATABASE_URL", "REDIS_URL")
-    }
-    env.update(extra)
-    return env
-
-
-def meterline(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    done = subprocess.run(
-        [*METERLINE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"meterline {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux ``/proc``), None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """SIGTERM (uvicorn's graceful shutdown runs the lifespan), then SIGKILL its group."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@contextlib.contextmanager
-def server(env: dict[str, str], workdir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A uvicorn process running the app, ready (``/readyz`` is 200) when entered."""
-    port = free_port()
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{log_path.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server never became ready:\n{log_path.read_text()[-3000:]}"
-                )
-            time.sleep(0.2)
-        yield process, base
-    finally:
-        stop(process)
-
-
-@contextlib.contextmanager
-def py_spy(pid: int, seconds: float, output: Path | None) -> Iterator[None]:
-    if output is None or shutil.which("py-spy") is None:
-        if output is not None:
-            log.print("[yellow]py-spy is not installed (pip install py-spy): no profile[/]")
-        yield
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    command = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds))]
-    recorders = [
-        subprocess.Popen(
-            [*command, "--nonblocking", "--format", fmt, "--output", str(target)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for fmt, target in (("flamegraph", output), ("raw", output.with_suffix(".txt")))
-    ]
-    try:
-        yield
-    finally:
-        for recorder in recorders:
-            try:
-                recorder.wait(30)
-            except subprocess.TimeoutExpired:
-                recorder.kill()
-                recorder.wait()
-        log.print(f"profile written to {output} (flame graph) and .txt (collapsed stacks)")
+    fill_to: int = 0  # events accepted in all before the RSS is read (0: what the window sent)
 
 
 # ----------------------------------------------------------------------------- catalog
@@ -297,193 +154,6 @@ async def seed_catalog(database_url: str) -> list[str]:
     return refs
 
 
-# ----------------------------------------------------------------------------- load
-
-
-class Batches:
-    """Bodies of 100 events: unique transaction ids, a handful of customers and groups."""
-
-    def __init__(self, refs: list[str]) -> None:
-        now = datetime.now(UTC).replace(microsecond=0)
-        step = SPREAD / 3600
-        self.timestamps = [
-            (now - SPREAD + step * i).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(3600)
-        ]
-        self.refs = refs
-        self.run = secrets.token_hex(4)
-        self.users = [f"user-{n}" for n in range(USERS)]
-
-    def body(self, client: int, seq: int) -> bytes:
-        choice, randint = random.choice, random.randint
-        prefix = f"{self.run}-{client}-{seq}-"
-        return orjson.dumps(
-            [
-                {
-                    "transaction_id": f"{prefix}{i}",
-                    "customer_id": choice(self.refs),
-                    "event_type": "request",
-                    "timestamp": choice(self.timestamps),
-                    "properties": {
-                        "region": choice(REGIONS),
-                        "bytes": randint(1, 100_000),
-                        "user_id": choice(self.users),
-                    },
-                }
-                for i in range(BATCH)
-            ]
-        )
-
-
-def judge(response: httpx.Response) -> str | None:
-    """None if the batch was fully accepted, else a short error label."""
-    if response.status_code != 200:
-        return f"HTTP {response.status_code}"
-    report = response.json()
-    if report.get("accepted") != BATCH:
-        return f"accepted {report.get('accepted')} of {BATCH}"
-    if report.get("warnings") or report.get("rejected") or report.get("duplicates"):
-        return "warnings/rejections in report"
-    return None
-
-
-async def run_load(base: str, key: str, refs: list[str], plan: Plan, pid: int) -> LoadResult:
-    batches = Batches(refs)
-    result = LoadResult()
-    start = time.monotonic()
-    window_start = start + plan.warmup
-    window_end = window_start + plan.seconds
-    marks: dict[str, tuple[float | None, float]] = {}
-
-    async def mark(name: str, at: float) -> None:
-        await asyncio.sleep(max(0.0, at - time.monotonic()))
-        marks[name] = (cpu_seconds(pid), time.process_time())
-
-    async def client(n: int) -> None:
-        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(
-            base_url=base, headers=headers, limits=limits, timeout=60
-        ) as http:
-            seq = 0
-            while time.monotonic() < window_end:
-                body = batches.body(n, seq)
-                seq += 1
-                sent = time.monotonic()
-                try:
-                    error = judge(await http.post("/v1/ingest", content=body))
-                except httpx.HTTPError as failure:
-                    error = type(failure).__name__
-                done = time.monotonic()
-                if error is not None:
-                    result.errors[error] += 1
-                elif window_start <= done < window_end:
-                    result.requests += 1
-                    result.events += BATCH
-                    result.latencies.append(done - sent)
-                    result.per_second[int(done - window_start)] += BATCH
-
-    await asyncio.gather(
-        mark("start", window_start),
-        mark("end", window_end),
-        *(client(n) for n in range(plan.clients)),
-    )
-    result.seconds = plan.seconds
-    (server_a, client_a), (server_b, client_b) = marks["start"], marks["end"]
-    if server_a is not None and server_b is not None:
-        result.server_cpu = (server_b - server_a) / plan.seconds
-    result.client_cpu = (client_b - client_a) / plan.seconds
-    return result
-
-
-def scan_server_log(path: Path) -> tuple[Counter[str], list[str]]:
-    """Problem lines counted by kind, and the first traceback (or problem lines) in full."""
-    problems: Counter[str] = Counter()
-    sample: list[str] = []
-    lines = path.read_text(errors="replace").splitlines()
-    for n, line in enumerate(lines):
-        hits = [p for p in SERVER_PROBLEMS if p in line]
-        for hit in hits:
-            problems[hit] += 1
-        if hits and not sample:
-            block = lines[n : n + 400]
-            end = next((i for i, x in enumerate(block[1:], 1) if x.startswith("INFO:")), None)
-            sample = [x[:300] for x in block[:end] if any(w in x for w in EXPLAINS)][:12]
-    return problems, sample
-
-
-# ----------------------------------------------------------------------------- raw limits
-
-
-def raw_rows(tag: str, seq: int, now: datetime) -> list[tuple[Any, ...]]:
-    properties = json.dumps({"region": "eu-west", "bytes": "1234", "user_id": "user-7"})
-    return [
-        (
-            "bench-raw",
-            f"{tag}-{seq}-{i}",
-            "bench-alias-0",
-            "cus_raw",
-            "request",
-            now - timedelta(seconds=i),
-            properties,
-            now,
-        )
-        for i in range(BATCH)
-    ]
-
-
-RAW_COLUMNS = (
-    "org_id, transaction_id, customer_ref, customer_id, event_type, timestamp, properties, "
-    "received_at"
-)
-
-
-def raw_sqlite(path: Path, seconds: float) -> float:
-    """Rows/s: plain executemany, 100 rows per transaction, WAL + synchronous=NORMAL."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        sql = f"INSERT INTO usage_events ({RAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        now, rows, seq = datetime.now(UTC).replace(tzinfo=None), 0, 0
-        start = time.monotonic()
-        while (elapsed := time.monotonic() - start) < seconds:
-            batch = [
-                (*row[:5], row[5].isoformat(" "), row[6], row[7].isoformat(" "))
-                for row in raw_rows("raw", seq, now)
-            ]
-            conn.execute("BEGIN")
-            conn.executemany(sql, batch)
-            conn.execute("COMMIT")
-            rows, seq = rows + BATCH, seq + 1
-        return rows / elapsed
-    finally:
-        conn.close()
-
-
-async def raw_postgres(dsn: str, seconds: float, connections: int) -> float:
-    """Rows/s: asyncpg executemany, 100 rows per transaction, ``connections`` at once."""
-    sql = f"INSERT INTO usage_events ({RAW_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    now = datetime.now(UTC).replace(tzinfo=None)
-    conns = [await asyncpg.connect(dsn) for _ in range(connections)]
-    total = 0
-    try:
-        start = time.monotonic()
-
-        async def writer(n: int, conn: asyncpg.Connection) -> None:
-            nonlocal total
-            seq = 0
-            while time.monotonic() - start < seconds:
-                async with conn.transaction():
-                    await conn.executemany(sql, raw_rows(f"raw{connections}-{n}", seq, now))
-                total, seq = total + BATCH, seq + 1
-
-        await asyncio.gather(*(writer(n, c) for n, c in enumerate(conns)))
-        return total / (time.monotonic() - start)
-    finally:
-        for conn in conns:
-            await conn.close()
-
-
 # ----------------------------------------------------------------------------- backends
 
 
@@ -500,25 +170,54 @@ def run_backend(
         key = key.strip().splitlines()[-1]
         refs = asyncio.run(seed_catalog(database_url))
         with server(env, workdir) as (process, base):
+            start_memory = memory_mb(process.pid)
+            fill = f", then on to {plan.fill_to:,} events for the RSS" if plan.fill_to else ""
             log.print(
                 f"{name}: server pid {process.pid}; {plan.clients} clients, "
-                f"{plan.warmup:.0f} s warm-up + {plan.seconds:.0f} s measured …"
+                f"{plan.warmup:.0f} s warm-up + {plan.seconds:.0f} s measured{fill} …"
             )
             profile = plan.profile / f"ingest-{name.lower()}.svg" if plan.profile else None
             with py_spy(process.pid, plan.warmup + plan.seconds, profile):
-                api = asyncio.run(run_load(base, key, refs, plan, process.pid))
+                api = asyncio.run(
+                    run_load(
+                        base,
+                        key,
+                        refs,
+                        seconds=plan.seconds,
+                        warmup=plan.warmup,
+                        clients=plan.clients,
+                        pid=process.pid,
+                        fill_to=plan.fill_to,
+                    )
+                )
+            memory = memory_mb(process.pid)
         problems, sample = scan_server_log(workdir / "server.log")
-        log.print(f"{name}: raw insert limit …")
         raw: dict[str, float] = {}
-        if postgres_url is None:
-            db_path = Path(make_url(database_url).database or "")
-            raw["sqlite3, 1 conn"] = raw_sqlite(db_path, plan.raw_seconds)
-        else:
-            dsn = asyncpg_dsn(database_url)
-            raw["asyncpg, 1 conn"] = asyncio.run(raw_postgres(dsn, plan.raw_seconds, 1))
-            many = min(plan.clients, 8)
-            raw[f"asyncpg, {many} conns"] = asyncio.run(raw_postgres(dsn, plan.raw_seconds, many))
-        return BackendResult(name, api, raw, problems, sample, load_before)
+        if plan.raw_seconds > 0:
+            log.print(f"{name}: raw insert limit into usage_events …")
+            if postgres_url is None:
+                db_path = Path(make_url(database_url).database or "")
+                raw["sqlite3, 1 conn"] = raw_limits.sqlite_insert_rate(
+                    db_path, plan.raw_seconds, "usage_events", create=False
+                )
+            else:
+                dsn = asyncpg_dsn(database_url)
+                for n in (1, min(plan.clients, 8)):
+                    rate = raw_limits.postgres_insert_rate(
+                        dsn, plan.raw_seconds, n, table="usage_events", create=False
+                    )
+                    raw[f"asyncpg, {n} conn{'s' * (n > 1)}"] = asyncio.run(rate)
+        return BackendResult(
+            name,
+            api,
+            raw,
+            problems,
+            sample,
+            load_before,
+            rss_start_mb=start_memory[0] if start_memory else None,
+            rss_mb=memory[0] if memory else None,
+            rss_peak_mb=memory[1] if memory else None,
+        )
 
 
 # ----------------------------------------------------------------------------- report
@@ -533,7 +232,7 @@ def render(results: list[BackendResult], plan: Plan) -> None:
         table.add_column(column, justify="right" if column == "value" else "left")
     for r in results:
         api, target = r.api, TARGETS[r.name]
-        best_raw = max(r.raw.values())
+        best_raw = max(r.raw.values(), default=0.0)
         errors = sum(api.errors.values())
         cpu = "" if api.server_cpu is None else f"server CPU {api.server_cpu:.0%} of a core, "
         rows = [
@@ -564,7 +263,16 @@ def render(results: list[BackendResult], plan: Plan) -> None:
                 f"{r.load_before:.2f}",
                 "1-min load average; above ~0.3 other work competes for the cores",
             ),
-            ("ratio API ÷ raw", f"{api.rate / best_raw:.1%}", "against the best raw figure"),
+            (
+                "ratio API ÷ raw",
+                f"{api.rate / best_raw:.1%}" if best_raw else "-",
+                "against the best raw figure",
+            ),
+            (
+                "server RSS at start / end / peak",
+                " / ".join("-" if v is None else f"{v:.0f}" for v in r.memory) + " MiB",
+                f"after {api.total_events:,} events accepted in all",
+            ),
             (
                 "target",
                 f"{target:,}",
@@ -587,6 +295,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="measured seconds per backend")
     parser.add_argument("--clients", type=int, default=16, help="concurrent connections")
     parser.add_argument("--profile", type=Path, help="write py-spy flame graphs here")
+    parser.add_argument(
+        "--fill-to", type=int, default=0, help="go on until N events in all, then read the RSS"
+    )
     add_backend_args(parser)
     return parser.parse_args()
 
@@ -599,6 +310,7 @@ def main() -> None:
         raw_seconds=2.0 if args.quick else 5.0,
         clients=args.clients,
         profile=args.profile,
+        fill_to=args.fill_to,
     )
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     results = []

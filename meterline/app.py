@@ -12,6 +12,7 @@ from datetime import datetime
 
 from arq.connections import RedisSettings, create_pool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +20,13 @@ from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp
 
 from meterline.clock import SystemClock
+from meterline.observability import (
+    AppMetrics,
+    HttpMetricsMiddleware,
+    RequestIdMiddleware,
+    configure_logging,
+    metrics_endpoint,
+)
 from meterline.settings import Settings
 from models.db import Database
 from notifications.pubsub import ChangeFeed
@@ -58,6 +66,9 @@ def create_app(
     if not settings.redis_url:
         raise RuntimeError("REDIS_URL is not set (meterline serve starts an embedded Redis)")
     redis_url = settings.redis_url
+    configure_logging(settings.log_format)
+    metrics = AppMetrics()
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,6 +97,7 @@ def create_app(
                 grace_period=settings.grace_period,
                 webhooks=settings.webhook_policy(),
                 sweep_every=settings.outbox_sweep_seconds,
+                metrics=metrics.jobs,
             )
             worker_task = asyncio.create_task(worker.async_run())
         # What is loaded by now lives as long as the app: keep it out of the cyclic
@@ -108,6 +120,7 @@ def create_app(
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint(metrics, metrics_token)),
         Route("/v1/ingest", ingest, methods=["POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/embed/meterline-embed.js", for_browsers(request_response(embed_module), origins)),
@@ -116,7 +129,13 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
     ]
     redact_tokens_in_access_log()
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(HttpMetricsMiddleware, metrics=metrics),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.metrics = metrics
+    return app
 
 
 def for_browsers(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:

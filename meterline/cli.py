@@ -15,10 +15,16 @@ import uvicorn
 from arq.connections import RedisSettings, create_pool
 from rich.console import Console
 
+from billing.errors import NotFoundError
 from meterline.clock import SystemClock
 from meterline.demo import demo_customer_token, seed_demo
 from meterline.embedded_redis import EmbeddedRedis
+from meterline.event_files import EventFileError, FileFormat, format_of
+from meterline.event_import import BATCH_SIZE, MAX_BATCH_SIZE, render_summary, run_import
+from meterline.invoice_export import ExportFormat, export_invoices, open_output, parse_since
+from meterline.observability import configure_logging
 from meterline.settings import Settings
+from meterline.status import status_command
 from models.db import Database
 from models.migrate import upgrade
 from models.store.api_keys import create_api_key
@@ -29,7 +35,10 @@ from workers.worker import build_worker
 app = typer.Typer(help="Meterline: usage-based billing engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+export_app = typer.Typer(help="Export stored data.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 console = Console()
+stderr = Console(stderr=True)
 
 
 class Scope(StrEnum):
@@ -92,6 +101,7 @@ def worker() -> None:
     if not settings.redis_url:
         raise typer.BadParameter("set REDIS_URL: a standalone worker needs a shared Redis")
     redis_url = settings.redis_url
+    configure_logging(settings.log_format)
 
     async def run() -> None:
         db = Database(settings.database_url)
@@ -105,12 +115,19 @@ def worker() -> None:
                 grace_period=settings.grace_period,
                 webhooks=settings.webhook_policy(),
                 sweep_every=settings.outbox_sweep_seconds,
+                metrics_port=settings.worker_metrics_port,
             ).async_run()
         finally:
             await pool.aclose()
             await db.dispose()
 
     asyncio.run(run())
+
+
+@app.command()
+def status() -> None:
+    """Queue depth, outbox backlog, pending Stripe pushes and failing webhook endpoints."""
+    status_command()
 
 
 @keys_app.command("create")
@@ -141,6 +158,94 @@ def keys_create(
             await db.dispose()
 
     print(asyncio.run(create()))
+
+
+IMPORT_HELP = (
+    "Bulk-load usage events with the validation and dedupe of POST /v1/ingest.\n\n"
+    "JSONL: one event object per line, as in an ingest body. CSV: columns transaction_id, "
+    "customer_id, event_type, timestamp, and properties (a JSON object) or properties.NAME "
+    "columns (text, kept exact; empty cells are left out). The API's timestamp window "
+    "applies: at most 34 days old, 5 minutes ahead.\n\n"
+    "Exit status: 0 when every event was accepted or a duplicate, 1 when any was rejected "
+    "(listed by code with line numbers), 2 for an unknown organization or a file that "
+    "cannot be imported at all."
+)
+
+
+@app.command("import", help=IMPORT_HELP)
+def import_events(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, metavar="FILE", help="A .jsonl or .csv file of events."
+        ),
+    ],
+    org: Annotated[str, typer.Option(help="Organization name (must exist).")],
+    file_format: Annotated[
+        FileFormat | None, typer.Option("--format", help="The file's format (else its extension).")
+    ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_BATCH_SIZE,
+            help="Events per transaction (larger is faster; on SQLite the API waits for each).",
+        ),
+    ] = BATCH_SIZE,
+) -> None:
+    settings = Settings()
+    try:
+        summary = asyncio.run(
+            run_import(
+                settings.database_url,
+                settings.redis_url,
+                file,
+                format_of(file, file_format),
+                org,
+                SystemClock(),
+                stderr,
+                batch_size=batch_size,
+            )
+        )
+    except NotFoundError as error:
+        raise typer.BadParameter(error.message, param_hint="--org") from None
+    except EventFileError as error:
+        raise typer.BadParameter(str(error), param_hint="FILE") from None
+    console.print(render_summary(summary))
+    raise typer.Exit(1 if summary.rejected else 0)
+
+
+@export_app.command("invoices")
+def export_invoices_command(
+    org: Annotated[str, typer.Option(help="Organization name (must exist).")],
+    since: Annotated[
+        str,
+        typer.Option(
+            metavar="DATE",
+            help="Invoices whose period starts on or after it: a date (UTC) or an RFC 3339 time.",
+        ),
+    ],
+    file_format: Annotated[
+        ExportFormat, typer.Option("--format", help="csv (the only one yet).")
+    ] = ExportFormat.csv,
+    output: Annotated[str, typer.Option("--output", "-o", help="A file, or - for stdout.")] = "-",
+    lines: Annotated[
+        bool, typer.Option("--lines/--no-lines", help="A row per invoice line, or per invoice.")
+    ] = True,
+) -> None:
+    """Finalized and voided invoices as CSV: exact decimal strings, ISO-8601 UTC times."""
+    start = parse_since(since)
+    if start is None:
+        raise typer.BadParameter("a date (2026-04-01) or an RFC 3339 time", param_hint="--since")
+    settings = Settings()
+    try:
+        with open_output(output) as out:
+            count = asyncio.run(
+                export_invoices(settings.database_url, org, start, out, lines=lines)
+            )
+    except NotFoundError as error:
+        raise typer.BadParameter(error.message, param_hint="--org") from None
+    stderr.print(f"exported {count:,} invoices" + ("" if output == "-" else f" to {output}"))
 
 
 @app.command("export-schema")

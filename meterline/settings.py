@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from notifications.retry import DEFAULT_SCHEDULE
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     api_key_environment: Literal["live", "test"] = "live"
     run_worker_in_process: bool = False
     auto_migrate: bool = True
+    log_format: Literal["text", "json"] = "text"
+    metrics_token: SecretStr | None = None
+    worker_metrics_port: int | None = None
 
     @field_validator("outbox_sweep_seconds")
     @classmethod

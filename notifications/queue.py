@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from arq.connections import ArqRedis
+from arq.constants import default_queue_name
 
 BACKFILL_METRIC = "backfill_metric"
 EVALUATE_ALERTS = "evaluate_alerts"
@@ -87,3 +88,13 @@ async def enqueue_stripe_syncs(pool: ArqRedis, due: Sequence[tuple[str, datetime
     """Ask for ``sync_stripe`` of each (invoice id, due time): a push to Stripe, a retry,
     or voiding an invoice there."""
     await _enqueue_due(pool, SYNC_STRIPE, due)
+
+
+async def queue_depth(pool: ArqRedis) -> tuple[int, int]:
+    """The jobs in ARQ's queue: (all of them, those due now by wall time, which is ARQ's
+    schedule); the rest are deferred (webhook retries, Stripe pushes waiting their time)."""
+    async with pool.pipeline(transaction=False) as pipe:
+        pipe.zcard(default_queue_name)
+        pipe.zcount(default_queue_name, "-inf", int(time.time() * 1000))
+        total, due = await pipe.execute()
+    return int(total), int(due)

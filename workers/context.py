@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from arq.connections import ArqRedis
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from integrations.stripe import RETRY_SCHEDULE
 from models.db import Database
@@ -34,6 +35,40 @@ class WebhookPolicy:
         return timedelta(seconds=2 * self.timeout + 5)
 
 
+JOB_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+WEBHOOK_OUTCOMES = ("succeeded", "retrying", "failed", "refused", "gone")
+
+
+class JobMetrics:
+    """The workers' Prometheus metrics, in ``registry``: the API's own when the worker runs
+    in its process, a private one (served on a port, or unread) otherwise."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.job_duration = Histogram(
+            "meterline_job_duration_seconds",
+            "How long each run of a job (or cron) took, by job.",
+            ["job"],
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "meterline_job_failures_total",
+            "Runs of a job that raised (ARQ retries or gives up), by job.",
+            ["job"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "meterline_webhook_attempts_total",
+            "Webhook delivery attempts by outcome: succeeded, retrying, failed (no retry "
+            "left), refused (destination not allowed), gone (410: endpoint disabled).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_attempts.labels(outcome)
+
+
 @dataclass(frozen=True)
 class JobContext:
     db: Database
@@ -42,6 +77,7 @@ class JobContext:
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient())
     stripe_schedule: Sequence[timedelta] = RETRY_SCHEDULE
+    metrics: JobMetrics = field(default_factory=JobMetrics)
 
 
 def job_context(ctx: dict[str, Any]) -> JobContext:

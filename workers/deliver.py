@@ -35,6 +35,7 @@ from notifications.ssrf import check_destination
 from workers.context import JobContext, job_context, job_redis
 
 SWEEP_BATCH = 1000
+REFUSED = "refused: "  # the error of an attempt the SSRF guard stopped before sending
 EVALUATION_SLACK = timedelta(seconds=10)  # the normal path's time to evaluate
 
 
@@ -44,9 +45,9 @@ async def _attempt(jobs: JobContext, leased: Leased, now: datetime) -> Attempt:
         async with asyncio.timeout(jobs.webhooks.timeout):
             await check_destination(endpoint.url, jobs.webhooks.allowed_private)
     except ValidationError as refused:
-        return Attempt(None, 0, error=f"refused: {refused.message}")
+        return Attempt(None, 0, error=f"{REFUSED}{refused.message}")
     except TimeoutError:
-        return Attempt(None, 0, error=f"refused: {endpoint.url} did not resolve in time")
+        return Attempt(None, 0, error=f"{REFUSED}{endpoint.url} did not resolve in time")
     headers = signature_headers(leased.message_id, now, leased.body, endpoint.signing_secrets(now))
     return await send(jobs.http, endpoint.url, headers, leased.body.encode(), jobs.webhooks.timeout)
 
@@ -100,10 +101,21 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
         await record_attempt(
             conn, leased, log, done, succeeded=attempt.succeeded, retry_at=retry_at
         )
+    result = "succeeded" if attempt.succeeded else "retrying" if retry_at else "failed"
+    jobs.metrics.webhook_attempts.labels(_outcome(attempt, result)).inc()
     if retry_at is not None:
         outbox.add_due([(delivery_id, retry_at)])
     await outbox.dispatch(pool)
-    return "succeeded" if attempt.succeeded else "retrying" if retry_at else "failed"
+    return result
+
+
+def _outcome(attempt: Attempt, result: str) -> str:
+    """The attempt as counted: gone (410) and refused (never sent) apart, else the result."""
+    if attempt.gone:
+        return "gone"
+    if attempt.error is not None and attempt.error.startswith(REFUSED):
+        return "refused"
+    return result
 
 
 async def outbox_sweeper(ctx: dict[str, Any]) -> int:

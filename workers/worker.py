@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import functools
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from arq import Worker
+from arq import Retry, Worker
 from arq.connections import ArqRedis
-from arq.cron import cron
-from arq.worker import func
+from arq.cron import CronJob, cron
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, func
+from prometheus_client import start_http_server
 
 from models.db import Database
 from notifications.queue import BACKFILL_METRIC, DELIVER_WEBHOOK, EVALUATE_ALERTS, SYNC_STRIPE
 from workers.alerts import evaluate_alerts
 from workers.backfill import backfill_metric
-from workers.context import CONTEXT_KEY, JobContext, WebhookPolicy
+from workers.context import CONTEXT_KEY, JobContext, JobMetrics, WebhookPolicy
 from workers.deliver import deliver_webhook, outbox_sweeper
 from workers.finalize import finalize_invoices
 from workers.lifecycle import lifecycle_scheduler
@@ -43,6 +49,35 @@ def crons(sweep_every: int) -> list[Any]:
     ]
 
 
+Job = TypeVar("Job", Function, CronJob)
+
+
+def measured(job: Job, metrics: JobMetrics) -> Job:
+    """``job`` timed into ``meterline_job_duration_seconds`` and counted into
+    ``meterline_job_failures_total`` when it raises (a cancellation too: ARQ's timeout),
+    labelled by its name (a cron's without ``cron:``). ``Retry`` is a requested re-run,
+    not a failure. Same ARQ name, settings and job ids."""
+    name = job.name.removeprefix("cron:")
+    duration, failures = metrics.job_duration.labels(name), metrics.job_failures.labels(name)
+    coroutine = job.coroutine
+
+    @functools.wraps(coroutine)
+    async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await coroutine(ctx, *args, **kwargs)
+        except Retry:
+            raise
+        except (Exception, asyncio.CancelledError):
+            failures.inc()
+            raise
+        finally:
+            duration.observe(time.perf_counter() - started)
+
+    wrapped: WorkerCoroutine = run
+    return dataclasses.replace(job, coroutine=wrapped)
+
+
 def build_worker(
     pool: ArqRedis,
     db: Database,
@@ -53,18 +88,35 @@ def build_worker(
     grace_period: timedelta = timedelta(hours=24),
     webhooks: WebhookPolicy | None = None,
     sweep_every: int = 15,
+    metrics: JobMetrics | None = None,
+    metrics_port: int | None = None,
+    metrics_addr: str = "0.0.0.0",
 ) -> Worker:
-    """A worker on ``pool`` whose jobs reach the database through ``db``."""
-    jobs = JobContext(db, clock, grace_period, webhooks or WebhookPolicy())
+    """A worker on ``pool`` whose jobs reach the database through ``db``. Its job metrics
+    go to ``metrics`` (the API's registry for the in-process worker; a private one by
+    default); with ``metrics_port`` a standalone worker serves them in Prometheus format
+    on ``metrics_addr:metrics_port`` while it runs (one process: no multiprocess mode)."""
+    metrics = metrics or JobMetrics()
+    jobs = JobContext(db, clock, grace_period, webhooks or WebhookPolicy(), metrics=metrics)
+    served: list[Any] = []
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        if metrics_port is not None:
+            server, _ = start_http_server(metrics_port, metrics_addr, registry=metrics.registry)
+            served.append(server)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
         await jobs.http.aclose()
+        for server in served:
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
 
     return Worker(
-        functions=FUNCTIONS,
-        cron_jobs=[] if burst else crons(sweep_every),
+        functions=[measured(job, metrics) for job in FUNCTIONS],
+        cron_jobs=[] if burst else [measured(job, metrics) for job in crons(sweep_every)],
         redis_pool=pool,
         ctx={CONTEXT_KEY: jobs},
+        on_startup=startup,
         on_shutdown=shutdown,
         handle_signals=handle_signals,
         burst=burst,

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from billing.errors import NotFoundError
 from models.ids import new_id
 from models.organizations import Organization
 from models.store import dialect
@@ -33,3 +34,12 @@ async def grace_of(conn: AsyncConnection, org_id: str, default: timedelta) -> ti
     query = select(organizations.c.grace_period_seconds).where(organizations.c.id == org_id)
     seconds = (await conn.execute(query)).scalar_one_or_none()
     return default if seconds is None else timedelta(seconds=seconds)
+
+
+async def organization_named(conn: AsyncConnection, name: str) -> str:
+    """The id of the organization called ``name`` (never created here: NotFoundError)."""
+    found = await conn.execute(select(organizations.c.id).where(organizations.c.name == name))
+    org_id = found.scalar_one_or_none()
+    if org_id is None:
+        raise NotFoundError(f"no organization is named {name!r}")
+    return str(org_id)
