@@ -12,13 +12,17 @@ What one run measures, per backend (SQLite + embedded Redis always; PostgreSQL +
    transactional outbox (``notifications.outbox.Outbox.emit``, 500 per transaction, one
    pending delivery each), then ``Outbox.dispatch`` enqueues one ``deliver_webhook`` ARQ
    job per delivery: the path alert transitions, invoices and lifecycle events take.
-3. **Delivery**: then ``--workers`` ``meterline worker`` processes start; each job leases
-   its delivery, signs it (svix), POSTs it with httpx and records the attempt. The figure
-   is arrivals at the receiver ÷ (last − first arrival); afterwards every delivery row must
-   be ``succeeded`` and sampled signatures must verify.
+3. **Delivery**: then ``--workers`` ``meterline worker`` processes start; a job leases its
+   delivery and up to ``WebhookPolicy.batch`` - 1 other due ones in one transaction, signs
+   them (svix), POSTs them with httpx on the process's sending slots
+   (``WebhookPolicy.concurrency`` at once, one connection each), records the attempts in
+   one transaction and withdraws the queued jobs of the others. The figure is arrivals at
+   the receiver ÷ (last − first arrival); afterwards every delivery row must be
+   ``succeeded`` and sampled signatures must verify.
 4. **Raw limit**: the same receiver hit by bare httpx POSTs of a message body from as many
-   processes as workers, each with as many at once as a worker runs jobs (ARQ's
-   ``max_jobs``, 10): the shape of the workers without the database, Redis and signing.
+   processes as workers, each with 10 at once through one ``httpx.AsyncClient``: plain
+   httpx without the database, Redis and signing (its pool costs grow with its connections,
+   which the workers' one-connection slots avoid, so deliveries can beat this figure).
 
 SQLite runs one worker by default (one writer at a time: a second process only adds lock
 waits), PostgreSQL two (one per core). ``--in-process`` runs the worker inside an (idle)
@@ -79,7 +83,7 @@ from notifications.signing import new_secret
 TARGET = 2_000
 EVENT_TYPE = "customer.created"
 PER_TRANSACTION = 500
-JOBS_PER_WORKER = 10  # ARQ's default max_jobs; build_worker does not change it
+JOBS_PER_WORKER = 10  # bare POSTs at once per process (ARQ's default max_jobs)
 RECEIVER = [
     sys.executable,
     "-m",
@@ -239,8 +243,8 @@ def _raw_process(url: str, body: bytes, concurrency: int, seconds: float) -> tup
 
 
 def raw_limit(url: str, body: bytes, processes: int, seconds: float) -> tuple[float, int]:
-    """Bare POSTs/s from ``processes`` processes of ``JOBS_PER_WORKER`` at once each: the
-    shape of the workers (one process per worker, ARQ's ``max_jobs`` jobs each)."""
+    """Bare POSTs/s from ``processes`` processes (one per worker) of ``JOBS_PER_WORKER`` at
+    once each, through one client per process."""
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context) as pool:
         args = (url, body, JOBS_PER_WORKER, seconds)

@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from billing.contracts import Commit, CommitType, Contract
 from billing.errors import ValidationError
-from billing.money import ZERO, minor_units
+from billing.money import ZERO, minor_unit
 from billing.periods import Period, periods, schedule_for
 
 
@@ -219,7 +219,7 @@ def draw_down(
     minor unit, so no balance goes below 0 and no charge is drawn beyond its amount.
     Returns one :class:`Deduction` per segment that drew something, in drawdown order.
     """
-    quantum = Decimal(1).scaleb(-minor_units(currency))
+    quantum = minor_unit(currency)
     left = [max(charge.amount, ZERO) for charge in charges]
     usable = sorted(
         (s for s in segments if period.overlaps(s.starting_at, s.ending_before)),

@@ -137,12 +137,16 @@ def assemble(
         if period.overlaps(s.starting_at, s.ending_before)
     ]
     charged, unrated = _usage_and_subscriptions(context, period, usage)
-    deductions = draw_down(
-        [Charge(line.product_id or "", line.amount) for line in charged],
-        segments,
-        available,
-        period,
-        currency,
+    deductions = (
+        draw_down(
+            [Charge(line.product_id or "", line.amount) for line in charged],
+            segments,
+            available,
+            period,
+            currency,
+        )
+        if segments
+        else ()
     )
     drawn = {d.segment_id: d.amount for d in deductions}
     remaining = {

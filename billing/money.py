@@ -25,6 +25,9 @@ MINOR_UNITS: dict[str, int] = {
 """ISO 4217 minor-unit exponents of the supported currencies."""
 
 
+_QUANTA = {currency: Decimal(1).scaleb(-places) for currency, places in MINOR_UNITS.items()}
+
+
 def minor_units(currency: str) -> int:
     """Number of decimal places of ``currency``'s minor unit (USD 2, JPY 0, KWD 3).
 
@@ -36,12 +39,21 @@ def minor_units(currency: str) -> int:
         raise ValidationError("currency", f"unsupported ISO 4217 currency {currency!r}") from None
 
 
+def minor_unit(currency: str) -> Decimal:
+    """One minor unit of ``currency`` as an exponent to quantize to (USD ``0.01``, JPY ``1``).
+
+    Raises ``ValidationError("currency", ...)`` like :func:`minor_units`.
+    """
+    found = _QUANTA.get(currency)
+    return Decimal(1).scaleb(-minor_units(currency)) if found is None else found
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """``amount`` rounded ROUND_HALF_UP to ``currency``'s minor unit (0.125 USD → 0.13).
 
     The result always carries exactly the minor-unit exponent (``Decimal("6.00")``).
     """
-    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
 def zero(currency: str) -> Decimal:

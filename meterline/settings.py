@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 15.0
     webhook_disable_after: timedelta = timedelta(days=5)
     webhook_secret_overlap: timedelta = timedelta(hours=24)
+    webhook_concurrency: int = Field(default=16, ge=1, le=512)
+    webhook_batch: int = Field(default=100, ge=1, le=1000)
     outbox_sweep_seconds: int = 15
     max_body_bytes: int = 1024 * 1024
     statement_timeout_ms: int = 30_000
@@ -68,4 +70,6 @@ class Settings(BaseSettings):
             timeout=self.webhook_timeout_seconds,
             disable_after=self.webhook_disable_after,
             allowed_private=tuple(self.webhook_allowed_private_hosts),
+            concurrency=self.webhook_concurrency,
+            batch=self.webhook_batch,
         )

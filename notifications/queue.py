@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from arq.connections import ArqRedis
-from arq.constants import default_queue_name
+from arq.constants import default_queue_name, in_progress_key_prefix, job_key_prefix
 
 BACKFILL_METRIC = "backfill_metric"
 EVALUATE_ALERTS = "evaluate_alerts"
@@ -63,6 +63,11 @@ async def start_alert_evaluation(pool: ArqRedis, org_id: str, customer_id: str) 
     await pool.incr(_generation_key(org_id, customer_id))
 
 
+def _slot(job: str, row_id: str, at: datetime) -> str:
+    """The job id of ``job`` for a row due at ``at``: it names the attempt's slot."""
+    return f"{job}:{row_id}:{at.timestamp():.6f}"
+
+
 async def _enqueue_due(pool: ArqRedis, job: str, due: Sequence[tuple[str, datetime]]) -> None:
     """Enqueue ``job`` for each (row id, due time), deferred to its time; the job id names
     the attempt's slot, so a retry is a new job and a sweep of a lost job re-creates the
@@ -72,9 +77,7 @@ async def _enqueue_due(pool: ArqRedis, job: str, due: Sequence[tuple[str, dateti
         # (a sweep after downtime, a test clock) runs now
         wait = max(0.0, at.timestamp() - time.time())
         try:
-            await pool.enqueue_job(
-                job, row_id, _job_id=f"{job}:{row_id}:{at.timestamp():.6f}", _defer_by=wait
-            )
+            await pool.enqueue_job(job, row_id, _job_id=_slot(job, row_id, at), _defer_by=wait)
         except Exception:  # the outbox sweeper re-enqueues what is due
             log.exception("could not enqueue %s of %s", job, row_id)
 
@@ -82,6 +85,41 @@ async def _enqueue_due(pool: ArqRedis, job: str, due: Sequence[tuple[str, dateti
 async def enqueue_deliveries(pool: ArqRedis, due: Sequence[tuple[str, datetime]]) -> None:
     """Ask for ``deliver_webhook`` of each (delivery id, due time)."""
     await _enqueue_due(pool, DELIVER_WEBHOOK, due)
+
+
+# For each job id: unless a worker has started it, take it off the queue and delete it; the
+# in-progress key is set briefly, so a worker between its check and its start (ARQ watches
+# that key) gives the job up instead of finding its definition gone.
+_WITHDRAW = """
+local withdrawn = 0
+for i = 4, #ARGV do
+  local running = ARGV[3] .. ARGV[i]
+  if redis.call('exists', running) == 0 and redis.call('zrem', ARGV[1], ARGV[i]) == 1 then
+    redis.call('set', running, 'withdrawn', 'PX', 5000)
+    redis.call('del', ARGV[2] .. ARGV[i])
+    withdrawn = withdrawn + 1
+  end
+end
+return withdrawn
+"""
+
+
+async def withdraw_deliveries(pool: ArqRedis, done: Sequence[tuple[str, datetime]]) -> int:
+    """Withdraw the queued ``deliver_webhook`` jobs of (delivery id, due time) pairs whose
+    attempt another job has already made (a batch): they would only find nothing to do.
+    Atomic per job (one Lua script); a job a worker has started is left to run (it finds
+    its delivery settled). Redis is not the truth: a failure is logged and the jobs run.
+    Returns how many jobs were withdrawn."""
+    if not done:
+        return 0
+    ids = [_slot(DELIVER_WEBHOOK, row_id, at) for row_id, at in done]
+    try:
+        keys = (default_queue_name, job_key_prefix, in_progress_key_prefix)
+        withdrawn = await pool.eval(_WITHDRAW, 0, *keys, *ids)  # type: ignore[misc]
+    except Exception:
+        log.exception("could not withdraw %s delivery jobs", len(ids))
+        return 0
+    return int(withdrawn)
 
 
 async def enqueue_stripe_syncs(pool: ArqRedis, due: Sequence[tuple[str, datetime]]) -> None:

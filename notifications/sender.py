@@ -1,12 +1,14 @@
 """One HTTP delivery attempt of a webhook (SPEC §10): POST, no redirects, a total time
-limit, at most 4 KiB of the response kept for the attempt log."""
+limit, at most 4 KiB of the response kept for the attempt log; and the sending slots a
+worker process makes its attempts on."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -131,3 +133,53 @@ def _describe(exc: httpx.TransportError) -> str:
         kind = "network error"
     detail = str(exc)
     return f"{kind}: {detail}" if detail else kind
+
+
+class Slots:
+    """The sending slots of a process: at most ``size`` attempts in flight at once, each on
+    its own ``httpx.AsyncClient`` holding one keep-alive connection.
+
+    One client with ``size`` connections would cost O(size) per request (httpcore scans its
+    whole pool, polling every idle socket, whenever a request starts or ends); one
+    connection per slot keeps that O(1) at any concurrency. A free slot that last reached
+    the same origin (scheme://host:port) is taken first, so its connection is reused.
+    Clients are made on first need and share one TLS context. ``size`` >= 1."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self._size = size
+        self._free = asyncio.Semaphore(size)
+        self._idle: dict[str, list[httpx.AsyncClient]] = {}
+        self._clients: list[httpx.AsyncClient] = []
+        self._tls: ssl.SSLContext | None = None
+
+    @asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
+        """Wait for a free slot and lend its client for one attempt to ``url``."""
+        origin = "/".join(url.split("/", 3)[:3])
+        async with self._free:
+            client = self._take(origin)
+            try:
+                yield client
+            finally:
+                self._idle.setdefault(origin, []).append(client)
+
+    def _take(self, origin: str) -> httpx.AsyncClient:
+        if origin not in self._idle and len(self._clients) < self._size:
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()
+            one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            self._clients.append(httpx.AsyncClient(limits=one, verify=self._tls))
+            return self._clients[-1]
+        key = origin if origin in self._idle else next(iter(self._idle))
+        idle = self._idle[key]
+        client = idle.pop()
+        if not idle:
+            del self._idle[key]
+        return client
+
+    async def aclose(self) -> None:
+        """Close every client (and its connection)."""
+        for client in self._clients:
+            await client.aclose()

@@ -86,12 +86,15 @@ def postgres_migrated() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def session_redis_url() -> str:
-    """The shared Redis, on a database number of this session's own (1-15)."""
+    """The shared Redis, on a database number of this session's own (1-15): an xdist
+    worker's by its number, else this process'."""
     assert REDIS_URL is not None
     base = REDIS_URL.split("?", 1)[0].rstrip("/")
     if base.count("/") > 2:
         base = base.rsplit("/", 1)[0]
-    return f"{base}/{os.getpid() % 15 + 1}"
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    number = int(worker[2:]) if worker.startswith("gw") else os.getpid()
+    return f"{base}/{number % 15 + 1}"
 
 
 @dataclass

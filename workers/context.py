@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-import httpx
 from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from integrations.stripe import RETRY_SCHEDULE
 from models.db import Database
 from notifications.retry import DEFAULT_SCHEDULE
+from notifications.sender import Slots
 
 CONTEXT_KEY = "meterline"
 
@@ -21,12 +22,16 @@ CONTEXT_KEY = "meterline"
 @dataclass(frozen=True)
 class WebhookPolicy:
     """How deliveries are made: the retry schedule, the per-attempt timeout (seconds),
-    when a failing endpoint is disabled, and which private destinations are allowed."""
+    when a failing endpoint is disabled, which private destinations are allowed, how many
+    attempts a worker process has in flight at once (``concurrency``, also its HTTP
+    connections) and how many due deliveries a job takes at once (``batch``)."""
 
     schedule: Sequence[timedelta] = DEFAULT_SCHEDULE
     timeout: float = 15.0
     disable_after: timedelta = timedelta(days=5)
     allowed_private: Sequence[str] = ()
+    concurrency: int = 16
+    batch: int = 100
 
     @property
     def lease(self) -> timedelta:
@@ -75,9 +80,13 @@ class JobContext:
     clock: Callable[[], datetime]
     grace_period: timedelta = timedelta(hours=24)
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient())
     stripe_schedule: Sequence[timedelta] = RETRY_SCHEDULE
     metrics: JobMetrics = field(default_factory=JobMetrics)
+
+    @cached_property
+    def slots(self) -> Slots:
+        """The process's webhook sending slots: ``webhooks.concurrency`` attempts at once."""
+        return Slots(self.webhooks.concurrency)
 
 
 def job_context(ctx: dict[str, Any]) -> JobContext:

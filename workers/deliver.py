@@ -1,13 +1,26 @@
-"""Jobs: deliver one webhook attempt (SPEC §10), and the sweeper that re-enqueues what
-Redis lost (deliveries, alert evaluations, Stripe pushes). The delivery row is the truth; a job only
-acts on a due, unleased delivery."""
+"""Jobs: deliver webhook attempts (SPEC §10) in batches, and the sweeper that re-enqueues
+what Redis lost (deliveries, alert evaluations, Stripe pushes).
+
+A ``deliver_webhook`` job is enqueued per delivery (its id names the attempt's slot, so
+duplicates collapse). A run takes its delivery and up to ``WebhookPolicy.batch`` - 1 others
+that are due in one transaction, sends them at once (at most ``WebhookPolicy.concurrency``
+in flight per process), records every attempt in a second transaction and withdraws the
+queued jobs of the others. The delivery row is the truth; a job only acts on due, unleased
+deliveries, and a lease is held until its attempt is recorded (or it runs out: the sweeper
+then finds the delivery due again)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.errors import ValidationError
 from models.store.alert_requests import pending_evaluations
@@ -15,9 +28,11 @@ from models.store.invoice_syncs import due_syncs
 from models.store.webhook_deliveries import (
     AttemptLog,
     Leased,
+    Settled,
     due_deliveries,
-    lease_delivery,
-    record_attempt,
+    lease_deliveries,
+    record_attempts,
+    release_leases,
 )
 from models.store.webhook_endpoints import disable_endpoint, record_health
 from models.store.webhook_messages import fail_pending
@@ -27,6 +42,7 @@ from notifications.queue import (
     enqueue_alert_evaluation,
     enqueue_deliveries,
     enqueue_stripe_syncs,
+    withdraw_deliveries,
 )
 from notifications.retry import JITTER, next_delay, parse_retry_after, should_disable
 from notifications.sender import Attempt, send
@@ -38,75 +54,170 @@ SWEEP_BATCH = 1000
 REFUSED = "refused: "  # the error of an attempt the SSRF guard stopped before sending
 EVALUATION_SLACK = timedelta(seconds=10)  # the normal path's time to evaluate
 
+log = logging.getLogger(__name__)
 
-async def _attempt(jobs: JobContext, leased: Leased, now: datetime) -> Attempt:
+
+@dataclass(frozen=True)
+class Made:
+    """An attempt made of a leased delivery, ended at ``at``."""
+
+    leased: Leased
+    attempt: Attempt
+    at: datetime
+
+
+async def _refusals(jobs: JobContext, urls: Iterable[str]) -> dict[str, str | None]:
+    """Per URL, why the SSRF guard refuses it (None: allowed). A batch checks each URL
+    once, just before its sends."""
+    policy = jobs.webhooks
+
+    async def check(url: str) -> str | None:
+        try:
+            async with asyncio.timeout(policy.timeout):
+                await check_destination(url, policy.allowed_private)
+        except ValidationError as refused:
+            return f"{REFUSED}{refused.message}"
+        except TimeoutError:
+            return f"{REFUSED}{url} did not resolve in time"
+        return None
+
+    wanted = sorted(set(urls))
+    return dict(zip(wanted, await asyncio.gather(*map(check, wanted)), strict=True))
+
+
+async def _attempt(
+    jobs: JobContext, leased: Leased, now: datetime, refused: str | None, latest_start: float
+) -> Made | None:
+    """One attempt, once a sending slot is free; None (not made) when the slot came too
+    late to end within the lease (``time.monotonic() > latest_start``)."""
+    if refused is not None:
+        return Made(leased, Attempt(None, 0, error=refused), jobs.clock())
     endpoint = leased.endpoint
-    try:
-        async with asyncio.timeout(jobs.webhooks.timeout):
-            await check_destination(endpoint.url, jobs.webhooks.allowed_private)
-    except ValidationError as refused:
-        return Attempt(None, 0, error=f"{REFUSED}{refused.message}")
-    except TimeoutError:
-        return Attempt(None, 0, error=f"{REFUSED}{endpoint.url} did not resolve in time")
-    headers = signature_headers(leased.message_id, now, leased.body, endpoint.signing_secrets(now))
-    return await send(jobs.http, endpoint.url, headers, leased.body.encode(), jobs.webhooks.timeout)
+    async with jobs.slots.slot(endpoint.url) as client:
+        if time.monotonic() > latest_start:
+            return None
+        headers = signature_headers(
+            leased.message_id, now, leased.body, endpoint.signing_secrets(now)
+        )
+        try:
+            attempt = await send(
+                client, endpoint.url, headers, leased.body.encode(), jobs.webhooks.timeout
+            )
+        except Exception as exc:  # one bad delivery must not sink its batch
+            log.exception("delivery %s could not be sent", leased.delivery_id)
+            attempt = Attempt(None, 0, error=f"not sent: {exc!r}")
+    return Made(leased, attempt, jobs.clock())
+
+
+def _retry_at(jobs: JobContext, made: Made) -> datetime | None:
+    """When to try again after ``made``: never after a success or a ``410``, else per the
+    schedule (``429``/``503`` honour ``Retry-After`` within the step's bound)."""
+    attempt = made.attempt
+    if attempt.succeeded or attempt.gone:
+        return None
+    retry_after = (
+        parse_retry_after(attempt.retry_after, made.at)
+        if attempt.status_code in (429, 503)
+        else None
+    )
+    delay = next_delay(
+        made.leased.attempts + 1,
+        jobs.webhooks.schedule,
+        random.uniform(-JITTER, JITTER),
+        retry_after,
+    )
+    return None if delay is None else made.at + delay
+
+
+async def _note_health(
+    conn: AsyncConnection, jobs: JobContext, outbox: Outbox, made: Sequence[Made]
+) -> set[str]:
+    """Note each endpoint's outcomes in the order its attempts ended (a success ends a run
+    of failures; the run restarts at the first failure after the last success), then
+    disable it after a ``410`` or failing every attempt for ``disable_after``. Returns the
+    endpoints disabled now (their ``webhook_endpoint.disabled`` is emitted in ``outbox``)."""
+    by_endpoint: dict[str, list[Made]] = {}
+    for one in sorted(made, key=lambda m: m.at):
+        by_endpoint.setdefault(one.leased.endpoint.id, []).append(one)
+    disabled: set[str] = set()
+    for endpoint_id, tries in by_endpoint.items():
+        successes = [n for n, m in enumerate(tries) if m.attempt.succeeded]
+        first_failure = successes[-1] + 1 if successes else 0
+        if successes:
+            await record_health(conn, endpoint_id, True, tries[successes[-1]].at)
+        failing_since = None
+        if first_failure < len(tries):
+            failing_since = await record_health(conn, endpoint_id, False, tries[first_failure].at)
+        last, reason = tries[-1], None
+        if any(m.attempt.gone for m in tries):
+            reason = "the endpoint answered 410 Gone"
+        elif should_disable(failing_since, last.at, jobs.webhooks.disable_after):
+            reason = f"every attempt failed since {failing_since:%Y-%m-%dT%H:%M:%SZ}"
+        if reason is not None and await disable_endpoint(conn, endpoint_id, reason, last.at):
+            endpoint = last.leased.endpoint
+            event = endpoint_disabled(endpoint_id, endpoint.url, reason)
+            await outbox.emit(conn, last.leased.org_id, event, last.at)
+            disabled.add(endpoint_id)
+    return disabled
+
+
+def _result(settled: Settled) -> str:
+    return "succeeded" if settled.succeeded else "retrying" if settled.retry_at else "failed"
 
 
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
-    """Send one attempt of a delivery, log it, and schedule the next attempt after a
-    failure (``429``/``503`` honour ``Retry-After`` within the schedule's bound). ``410``
-    disables the endpoint at once; so does failing every attempt for ``disable_after``.
-    Returns what happened: skipped | succeeded | retrying | failed."""
+    """Send an attempt of this delivery and of up to ``batch`` - 1 other due ones, log
+    every attempt, and schedule the next after a failure (``429``/``503`` honour
+    ``Retry-After`` within the schedule's bound). ``410`` disables the endpoint at once; so
+    does failing every attempt for ``disable_after``. Returns what happened to this
+    delivery: skipped (not due, leased elsewhere, settled, or not sent in time) |
+    succeeded | retrying | failed."""
     jobs, pool = job_context(ctx), job_redis(ctx)
-    now = jobs.clock()
+    policy = jobs.webhooks
+    started, now = time.monotonic(), jobs.clock()
     async with jobs.db.write(urgent=True) as conn:
-        leased = await lease_delivery(conn, delivery_id, now, jobs.webhooks.lease)
-        if leased is not None and not leased.endpoint.enabled:
-            await fail_pending(conn, leased.endpoint.id, now)  # replayed to a disabled one
-            leased = None
-    if leased is None:
+        leased = await lease_deliveries(conn, delivery_id, now, policy.lease, policy.batch - 1)
+        for endpoint_id in {x.endpoint.id for x in leased if not x.endpoint.enabled}:
+            await fail_pending(conn, endpoint_id, now)  # replayed to a disabled one
+    batch = [x for x in leased if x.endpoint.enabled]
+    if not batch:
         return "skipped"
-    attempt = await _attempt(jobs, leased, now)
-    done = jobs.clock()
-    retry_at = None
-    if not attempt.succeeded and not attempt.gone:
-        retry_after = (
-            parse_retry_after(attempt.retry_after, done)
-            if attempt.status_code in (429, 503)
-            else None
-        )
-        delay = next_delay(
-            leased.attempts + 1,
-            jobs.webhooks.schedule,
-            random.uniform(-JITTER, JITTER),
-            retry_after,
-        )
-        retry_at = None if delay is None else done + delay
+    refusals = await _refusals(jobs, (x.endpoint.url for x in batch))
+    latest_start = started + policy.lease.total_seconds() - policy.timeout
+    found = await asyncio.gather(
+        *(_attempt(jobs, x, now, refusals[x.endpoint.url], latest_start) for x in batch)
+    )
+    made = [m for m in found if m is not None]
+    unsent = [x for x, m in zip(batch, found, strict=True) if m is None]
     outbox = Outbox()
-    endpoint = leased.endpoint
     async with jobs.db.write(urgent=True) as conn:
-        reason = None
-        failing_since = await record_health(conn, endpoint.id, attempt.succeeded, done)
-        if attempt.gone:
-            reason = "the endpoint answered 410 Gone"
-        elif should_disable(failing_since, done, jobs.webhooks.disable_after):
-            reason = f"every attempt failed since {failing_since:%Y-%m-%dT%H:%M:%SZ}"
-        if reason is not None and await disable_endpoint(conn, endpoint.id, reason, done):
-            event = endpoint_disabled(endpoint.id, endpoint.url, reason)
-            await outbox.emit(conn, leased.org_id, event, done)
-            retry_at = None
-        log = AttemptLog(
-            attempt.status_code, attempt.duration_ms, attempt.response_body, attempt.error
-        )
-        await record_attempt(
-            conn, leased, log, done, succeeded=attempt.succeeded, retry_at=retry_at
-        )
-    result = "succeeded" if attempt.succeeded else "retrying" if retry_at else "failed"
-    jobs.metrics.webhook_attempts.labels(_outcome(attempt, result)).inc()
-    if retry_at is not None:
-        outbox.add_due([(delivery_id, retry_at)])
+        disabled = await _note_health(conn, jobs, outbox, made)
+        settled = [
+            Settled(
+                m.leased,
+                AttemptLog(
+                    m.attempt.status_code,
+                    m.attempt.duration_ms,
+                    m.attempt.response_body,
+                    m.attempt.error,
+                ),
+                m.at,
+                succeeded=m.attempt.succeeded,
+                retry_at=None if m.leased.endpoint.id in disabled else _retry_at(jobs, m),
+            )
+            for m in made
+        ]
+        await record_attempts(conn, settled)
+        await release_leases(conn, unsent)
+    for m, s in zip(made, settled, strict=True):
+        jobs.metrics.webhook_attempts.labels(_outcome(m.attempt, _result(s))).inc()
+    others = [s.leased for s in settled if s.leased.delivery_id != delivery_id]
+    await withdraw_deliveries(pool, [(x.delivery_id, x.due) for x in others])
+    outbox.add_due([(s.leased.delivery_id, s.retry_at) for s in settled if s.retry_at])
+    outbox.add_due([(x.delivery_id, x.due) for x in unsent])
     await outbox.dispatch(pool)
-    return result
+    own = [s for s in settled if s.leased.delivery_id == delivery_id]
+    return _result(own[0]) if own else "skipped"
 
 
 def _outcome(attempt: Attempt, result: str) -> str:

@@ -106,7 +106,7 @@ def build_worker(
             served.append(server)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        await jobs.http.aclose()
+        await jobs.slots.aclose()
         for server in served:
             await asyncio.to_thread(server.shutdown)
             server.server_close()

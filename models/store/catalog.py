@@ -212,28 +212,24 @@ async def _store_rates(
 async def rate_cards_by_id(
     conn: AsyncConnection, org_id: str, card_ids: Sequence[str]
 ) -> dict[str, RateCard]:
-    """The organization's rate cards among ``card_ids``, with their rates (two queries)."""
+    """The organization's rate cards among ``card_ids``, with their rates (one query)."""
     wanted = sorted(set(card_ids))
     if not wanted:
         return {}
-    rows = list(
-        await conn.execute(
-            select(rate_cards).where((rate_cards.c.org_id == org_id) & rate_cards.c.id.in_(wanted))
-        )
-    )
-    found: dict[str, list[Rate]] = {row.id: [] for row in rows}
     query = (
-        select(rates.c.rate_card_id, rates.c.document)
-        .where(rates.c.rate_card_id.in_(list(found)))
-        .order_by(rates.c.created_at, rates.c.id)
+        select(rate_cards.c.id, rate_cards.c.name, rate_cards.c.currency, rates.c.document)
+        .select_from(rate_cards.outerjoin(rates, rates.c.rate_card_id == rate_cards.c.id))
+        .where((rate_cards.c.org_id == org_id) & rate_cards.c.id.in_(wanted))
+        .order_by(rate_cards.c.id, rates.c.created_at, rates.c.id)
     )
-    for card_id, document in await conn.execute(query):
-        found[card_id].append(decode(Rate, document))
+    cards: dict[str, tuple[str, str, list[Rate]]] = {}
+    for card_id, name, currency, document in await conn.execute(query):
+        found = cards.setdefault(card_id, (name, currency, []))
+        if document is not None:
+            found[2].append(decode(Rate, document))
     return {
-        row.id: RateCard(
-            id=row.id, name=row.name, currency=row.currency, rates=tuple(found[row.id])
-        )
-        for row in rows
+        card_id: RateCard(id=card_id, name=name, currency=currency, rates=tuple(found))
+        for card_id, (name, currency, found) in cards.items()
     }
 
 

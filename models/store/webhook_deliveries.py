@@ -4,11 +4,12 @@ pending until an attempt succeeds or the retries run out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from billing.errors import NotFoundError
@@ -28,7 +29,8 @@ from models.store.webhook_messages import (
 
 @dataclass(frozen=True)
 class Leased:
-    """A delivery this worker may attempt now, with its message and endpoint."""
+    """A delivery this worker may attempt now, with its message and endpoint; ``due`` is
+    the time it was due (its job's slot)."""
 
     delivery_id: str
     org_id: str
@@ -37,6 +39,7 @@ class Leased:
     attempts: int
     endpoint: Endpoint
     leased_until: datetime
+    due: datetime
 
 
 ERROR_CHARS = 500  # the attempts' error column
@@ -48,6 +51,18 @@ class AttemptLog:
     duration_ms: int
     response_body: str
     error: str | None
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The attempt made of a leased delivery (at ``at``) and what follows: succeeded,
+    pending again at ``retry_at``, or failed (no retry left)."""
+
+    leased: Leased
+    log: AttemptLog
+    at: datetime
+    succeeded: bool
+    retry_at: datetime | None
 
 
 DUE_TOLERANCE = timedelta(seconds=1)
@@ -63,78 +78,115 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-async def lease_delivery(
-    conn: AsyncConnection, delivery_id: str, now: datetime, lease: timedelta
-) -> Leased | None:
-    """Take a due, unleased, pending delivery for ``lease``; None if it is not due, leased
-    by another worker, or settled (so duplicate jobs do nothing)."""
+async def lease_deliveries(
+    conn: AsyncConnection, delivery_id: str, now: datetime, lease: timedelta, more: int
+) -> list[Leased]:
+    """Take for ``lease`` the delivery ``delivery_id`` (first, if it is due, unleased and
+    pending) and up to ``more`` other such deliveries, the longest due first. Rows another
+    transaction is leasing are skipped, never waited for (PostgreSQL ``SKIP LOCKED``), so
+    two workers never take the same delivery and never deadlock."""
+    claimable = select(deliveries.c.id).where(_claimable(now)).with_for_update(skip_locked=True)
+    ids = list((await conn.execute(claimable.where(deliveries.c.id == delivery_id))).scalars())
+    if more > 0:
+        others = (
+            claimable.where(deliveries.c.id != delivery_id)
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(more)
+        )
+        ids += (await conn.execute(others)).scalars()
+    if not ids:
+        return []
     until = now + lease
-    result = await conn.execute(
+    await conn.execute(
         update(deliveries)
-        .where((deliveries.c.id == delivery_id) & _claimable(now))
+        .where(deliveries.c.id.in_(ids) & _claimable(now))
         .values(leased_until=until)
     )
-    if not result.rowcount:
-        return None
     query = (
         select(deliveries, messages.c.body)
         .join(messages, messages.c.id == deliveries.c.message_id)
-        .where(deliveries.c.id == delivery_id)
+        .where(deliveries.c.id.in_(ids) & (deliveries.c.leased_until == until))
     )
-    row = (await conn.execute(query)).one()
-    endpoint_row = (
-        await conn.execute(select(endpoints).where(endpoints.c.id == row.endpoint_id))
-    ).one()
-    return Leased(
-        delivery_id,
-        row.org_id,
-        row.message_id,
-        row.body,
-        row.attempts,
-        endpoint_of(endpoint_row),
-        until,
-    )
-
-
-async def record_attempt(
-    conn: AsyncConnection,
-    leased: Leased,
-    log: AttemptLog,
-    now: datetime,
-    *,
-    succeeded: bool,
-    retry_at: datetime | None,
-) -> None:
-    """Log an attempt and settle the delivery: succeeded, pending again at ``retry_at``,
-    or failed (no retry left); unless the lease was lost meanwhile (a replay or another
-    worker took over), then the attempt is only logged."""
-    await conn.execute(
-        attempts.insert().values(
-            id=new_id("what"),
-            org_id=leased.org_id,
-            delivery_id=leased.delivery_id,
-            attempted_at=now,
-            status_code=log.status_code,
-            duration_ms=log.duration_ms,
-            response_body=log.response_body,
-            error=None if log.error is None else log.error[:ERROR_CHARS],
+    rows = {row.id: row for row in await conn.execute(query)}
+    wanted = {row.endpoint_id for row in rows.values()}
+    found = await conn.execute(select(endpoints).where(endpoints.c.id.in_(wanted)))
+    by_id = {row.id: endpoint_of(row) for row in found}
+    return [
+        Leased(
+            delivery_id=row.id,
+            org_id=row.org_id,
+            message_id=row.message_id,
+            body=row.body,
+            attempts=row.attempts,
+            endpoint=by_id[row.endpoint_id],
+            leased_until=until,
+            due=row.next_attempt_at,
         )
+        for row in (rows[i] for i in ids if i in rows)
+    ]
+
+
+async def record_attempts(conn: AsyncConnection, settled: Sequence[Settled]) -> None:
+    """Log the attempts and settle their deliveries (two statements for any number);
+    a delivery whose lease was lost meanwhile (a replay, or another worker took over after
+    the lease ran out) is left alone, its attempt only logged."""
+    if not settled:
+        return
+    await conn.execute(
+        attempts.insert(),
+        [
+            {
+                "id": new_id("what"),
+                "org_id": s.leased.org_id,
+                "delivery_id": s.leased.delivery_id,
+                "attempted_at": s.at,
+                "status_code": s.log.status_code,
+                "duration_ms": s.log.duration_ms,
+                "response_body": s.log.response_body,
+                "error": None if s.log.error is None else s.log.error[:ERROR_CHARS],
+            }
+            for s in settled
+        ],
     )
-    status = SUCCEEDED if succeeded else PENDING if retry_at is not None else FAILED
     await conn.execute(
         update(deliveries)
         .where(
-            (deliveries.c.id == leased.delivery_id)
-            & (deliveries.c.leased_until == leased.leased_until)
+            (deliveries.c.id == bindparam("b_id"))
+            & (deliveries.c.leased_until == bindparam("b_until"))
         )
         .values(
-            status=status,
+            status=bindparam("b_status"),
             attempts=deliveries.c.attempts + 1,
-            next_attempt_at=retry_at,
+            next_attempt_at=bindparam("b_next"),
             leased_until=None,
-            updated_at=now,
-        )
+            updated_at=bindparam("b_at"),
+        ),
+        [
+            {
+                "b_id": s.leased.delivery_id,
+                "b_until": s.leased.leased_until,
+                "b_status": SUCCEEDED if s.succeeded else PENDING if s.retry_at else FAILED,
+                "b_next": s.retry_at,
+                "b_at": s.at,
+            }
+            for s in settled
+        ],
     )
+
+
+async def release_leases(conn: AsyncConnection, leased: Sequence[Leased]) -> None:
+    """Give back deliveries leased but not attempted: due again at once, attempts
+    unchanged (a lease lost meanwhile is left alone)."""
+    if leased:
+        await conn.execute(
+            update(deliveries)
+            .where(
+                (deliveries.c.id == bindparam("b_id"))
+                & (deliveries.c.leased_until == bindparam("b_until"))
+            )
+            .values(leased_until=None),
+            [{"b_id": x.delivery_id, "b_until": x.leased_until} for x in leased],
+        )
 
 
 async def due_deliveries(conn: AsyncConnection, now: datetime, limit: int) -> list[Due]:

@@ -26,11 +26,14 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.config import StrawberryConfig
@@ -56,10 +59,18 @@ SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
+    """The schema with its hardening. Parsing and validation are cached per document
+    (both are pure functions of the query text, the schema and the rules): the limits'
+    rule classes are built once, so every request validates with the same rules."""
+    limits = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+    ]
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        ParserCache,
+        ValidationCache,
         lambda: SocketOperations(production=production),
     ]
     if production:

@@ -1,13 +1,17 @@
 """Delivering webhooks (SPEC §10) to a real local HTTP receiver: signed with svix, retried
 on the schedule with the same ``webhook-id``, ``410`` and five days of failures disable
 the endpoint, a worker never sends a leased attempt twice, the sweeper recovers what Redis
-lost."""
+lost; batches to several endpoints, where one failing or slow endpoint holds back no other
+and a batch lost mid-way is sent again once its lease runs out."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -17,8 +21,10 @@ from typing import Any
 import pytest
 from svix.webhooks import Webhook
 
+from models.store.webhook_deliveries import lease_deliveries
 from notifications.catalog import WebhookEvent
 from notifications.outbox import Outbox
+from notifications.queue import DELIVER_WEBHOOK
 from tests.api.support import data
 from tests.api.worker_support import ctx_of, messages
 from tests.conftest import Env
@@ -38,6 +44,9 @@ class Receiver:
     url: str = ""
     script: list[int] = field(default_factory=list)
     received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # of each arrival, in order
+    fixed: dict[str, int] = field(default_factory=dict)  # path -> the status it always answers
+    slow: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
 
 
 @pytest.fixture
@@ -48,16 +57,25 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["content-length"]))
             found.received.append((body, {k.lower(): v for k, v in self.headers.items()}))
-            status = found.script.pop(0) if found.script else 200
+            found.paths.append(self.path)
+            time.sleep(found.slow.get(self.path, 0))
+            if self.path in found.fixed:
+                status = found.fixed[self.path]
+            else:
+                status = found.script.pop(0) if found.script else 200
             self.send_response(status)
             self.send_header("content-length", "2")
             self.end_headers()
-            self.wfile.write(b"ok")
+            with contextlib.suppress(BrokenPipeError):  # a slow answer the sender gave up on
+                self.wfile.write(b"ok")
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # a batch connects at once (the default backlog is 5)
+
+    server = Server(("127.0.0.1", 0), Handler)
     found.url = f"http://localhost:{server.server_address[1]}/hooks"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -177,3 +195,107 @@ async def test_disabling_an_endpoint_stops_its_pending_deliveries(
     assert receiver.received == []
     (delivery,) = await deliveries(env)
     assert (delivery["status"], delivery["attemptLog"]) == ("FAILED", [])
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+async def endpoints_and_messages(
+    env: Env, receiver: Receiver, paths: list[str], count: int
+) -> dict[str, str]:
+    """At the real time, an endpoint per path of the receiver and ``count`` messages for
+    all of them; returns each path's secret."""
+    env.clock.set(datetime.now(UTC).replace(microsecond=0))
+    secrets = {}
+    for path in paths:
+        url = receiver.url.removesuffix("/hooks") + path
+        secrets[path] = (await data(env, CREATE, url=url))["createWebhookEndpoint"]["secret"]
+    outbox = Outbox()
+    async with env.write() as conn:
+        for n in range(count):
+            event = WebhookEvent("customer.created", {"customer_id": f"c{n}", "name": "C"}, None)
+            await outbox.emit(conn, env.org_id, event, env.clock())
+    await outbox.dispatch(env.redis)
+    return secrets
+
+
+def arrivals(receiver: Receiver, path: str) -> list[tuple[bytes, dict[str, str]]]:
+    return [got for got, at in zip(receiver.received, receiver.paths, strict=True) if at == path]
+
+
+async def test_a_batch_to_several_endpoints_arrives_signed_once_each(
+    env: Env, receiver: Receiver
+) -> None:
+    secrets = await endpoints_and_messages(env, receiver, ["/a", "/b", "/c"], 12)
+    (first,) = [d["id"] for d in (await deliveries(env))[:1]]
+    assert await deliver_webhook(ctx_of(env), first) == "succeeded"
+    assert len(receiver.received) == 36  # one job delivered the whole batch
+    queued = [job.args for job in await env.redis.queued_jobs()]
+    assert queued == [(first,)]  # its own (run by hand here); those of the others withdrawn
+    for path, secret in secrets.items():
+        got = arrivals(receiver, path)
+        assert len({headers["webhook-id"] for _, headers in got}) == 12
+        for body, headers in got:
+            Webhook(secret).verify(body, headers)
+    found = await deliveries(env)
+    assert {(d["status"], d["attempts"]) for d in found} == {("SUCCEEDED", 1)}
+    assert len(found) == 36
+
+
+async def test_a_failing_or_slow_endpoint_holds_back_no_other(env: Env, receiver: Receiver) -> None:
+    env.webhooks = replace(env.webhooks, timeout=0.5)
+    receiver.fixed = {"/down": 500}
+    receiver.slow = {"/slow": 2.0}
+    await endpoints_and_messages(env, receiver, ["/ok", "/down", "/slow"], 5)
+    await env.run_jobs()
+    assert len(arrivals(receiver, "/ok")) == 5
+    found = await data(env, LOG)
+    by_endpoint: dict[str, Counter[str]] = {}
+    for message in found["webhookMessages"]["nodes"]:
+        for d in message["deliveries"]:
+            by_endpoint.setdefault(d["endpointId"], Counter())[d["status"]] += 1
+            log = d["attemptLog"]
+            assert len(log) == 1
+            if d["status"] == "PENDING":  # failed, retrying on the schedule
+                assert log[0]["statusCode"] == 500 or log[0]["error"] == "timeout after 0.5 s"
+    assert sorted(c.most_common(1)[0] for c in by_endpoint.values()) == [
+        ("PENDING", 5),
+        ("PENDING", 5),
+        ("SUCCEEDED", 5),
+    ]
+
+
+async def test_a_batch_lost_mid_way_is_sent_again_after_its_lease(
+    env: Env, receiver: Receiver
+) -> None:
+    await endpoints_and_messages(env, receiver, ["/a", "/b"], 3)
+    first = (await deliveries(env))[0]["id"]
+    async with env.write() as conn:  # a worker leases the batch, then dies
+        lost = await lease_deliveries(conn, first, env.clock(), env.webhooks.lease, 99)
+    assert len(lost) == 6
+    await env.redis.flushdb()
+    assert await outbox_sweeper(ctx_of(env)) == 0  # leased: not due again yet
+    env.clock.set(env.clock() + env.webhooks.lease)
+    assert await outbox_sweeper(ctx_of(env)) == 6
+    await env.run_jobs()
+    assert Counter(receiver.paths) == {"/a": 3, "/b": 3}
+    assert len({headers["webhook-id"] for _, headers in receiver.received}) == 3
+    assert {d["status"] for d in await deliveries(env)} == {"SUCCEEDED"}
+
+
+async def test_concurrent_batches_never_send_a_delivery_twice(env: Env, receiver: Receiver) -> None:
+    env.webhooks = replace(env.webhooks, batch=4, concurrency=3)
+    await endpoints_and_messages(env, receiver, ["/a", "/b"], 15)
+    ids = [d["id"] for d in await deliveries(env)]
+    ctx = ctx_of(env)
+    outcomes = await asyncio.gather(*(deliver_webhook(ctx, i) for i in ids[::3]))
+    await env.run_jobs()  # whatever the jobs above left due
+    assert set(outcomes) <= {"succeeded", "skipped"}
+    sent = Counter(
+        (path, h["webhook-id"])
+        for (_, h), path in zip(receiver.received, receiver.paths, strict=True)
+    )
+    assert len(sent) == 30 and set(sent.values()) == {1}
+    assert {(d["status"], d["attempts"]) for d in await deliveries(env)} == {("SUCCEEDED", 1)}
+    jobs = await env.redis.queued_jobs()
+    assert [j for j in jobs if j.function == DELIVER_WEBHOOK] == []

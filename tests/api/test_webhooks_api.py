@@ -15,7 +15,7 @@ from meterline.clock import FixedClock
 from meterline.settings import Settings
 from models.store.api_keys import create_api_key
 from models.store.organizations import get_or_create_organization
-from models.store.webhook_deliveries import AttemptLog, lease_delivery, record_attempt
+from models.store.webhook_deliveries import AttemptLog, Settled, lease_deliveries, record_attempts
 from models.store.webhook_endpoints import endpoint_by_id
 from notifications.catalog import WebhookEvent
 from notifications.outbox import Outbox
@@ -99,10 +99,11 @@ async def emit(
 async def fail(env: Env, delivery_id: str, status_code: int = 500) -> None:
     """Log one failed attempt of a delivery, with no retry left."""
     async with env.write() as conn:
-        leased = await lease_delivery(conn, delivery_id, env.clock(), timedelta(minutes=1))
-        assert leased is not None
+        [leased] = await lease_deliveries(
+            conn, delivery_id, env.clock(), timedelta(minutes=1), more=0
+        )
         log = AttemptLog(status_code, 120, "boom", None)
-        await record_attempt(conn, leased, log, env.clock(), succeeded=False, retry_at=None)
+        await record_attempts(conn, [Settled(leased, log, env.clock(), False, None)])
 
 
 async def messages(env: Env, key: str | None = None, **variables: Any) -> list[Any]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from notifications.sender import MAX_RESPONSE_BYTES, Attempt, send
+from notifications.sender import MAX_RESPONSE_BYTES, Attempt, Slots, send
 
 ERROR_BODY = bytes(range(33, 127)) * 109  # 10,246 bytes of printable ASCII
 BODY = b'{"id":"msg_1","type":"invoice.finalized","data":{}}'
@@ -262,3 +262,49 @@ def test_succeeded_means_a_2xx_without_error(
     status: int | None, error: str | None, succeeded: bool
 ) -> None:
     assert Attempt(status, 1, error=error).succeeded is succeeded
+
+
+# --- sending slots ------------------------------------------------------------------------
+
+
+async def test_slots_bound_the_attempts_in_flight_and_reuse_their_clients(
+    server: LocalServer,
+) -> None:
+    slots = Slots(2)
+    in_flight, most, clients = 0, 0, set()
+
+    async def attempt() -> Attempt:
+        nonlocal in_flight, most
+        async with slots.slot(server.url("/ok")) as client:
+            in_flight += 1
+            most = max(most, in_flight)
+            clients.add(id(client))
+            try:
+                return await post(client, server.url("/ok"))
+            finally:
+                in_flight -= 1
+
+    found = await asyncio.gather(*(attempt() for _ in range(8)))
+    await slots.aclose()
+    assert all(a.succeeded for a in found)
+    assert (most, len(clients), len(server.received)) == (2, 2, 8)
+
+
+async def test_a_free_slot_that_reached_the_same_origin_is_taken_first(
+    server: LocalServer,
+) -> None:
+    slots = Slots(2)
+    here, there = server.url("/ok"), f"http://localhost:{server.port}/ok"
+    used = []
+    for url in (here, there, here, there, here):
+        async with slots.slot(url) as client:
+            assert (await post(client, url)).succeeded
+            used.append(client)
+    await slots.aclose()
+    assert used[0] is used[2] is used[4]
+    assert used[1] is used[3] and used[1] is not used[0]
+
+
+def test_slots_need_a_size_of_at_least_one() -> None:
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        Slots(0)
