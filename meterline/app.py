@@ -34,6 +34,7 @@ from resolvers.embed import demo_page, embed_module
 from resolvers.graphql.app import graphql_app
 from resolvers.http import json_response
 from resolvers.ingest import ingest
+from resolvers.rate_limits import Limit, RateLimited, RateLimiter
 from resolvers.services import Services, services_of
 from resolvers.stripe_webhooks import stripe_webhook
 from workers.worker import build_worker
@@ -76,6 +77,12 @@ def create_app(
         redis = await create_pool(RedisSettings.from_dsn(redis_url))
         feed = ChangeFeed(redis)
         await feed.start()
+        limiter = RateLimiter(
+            redis,
+            clock,
+            keys=Limit(settings.rate_limit_key_per_second, settings.rate_limit_key_burst),
+            tokens=Limit(settings.rate_limit_token_per_second, settings.rate_limit_token_burst),
+        )
         app.state.services = Services(
             db=db,
             clock=clock,
@@ -83,6 +90,7 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             grace_period=settings.grace_period,
             feed=feed,
+            rate_limiter=limiter,
             webhook_allowed_private=tuple(settings.webhook_allowed_private_hosts),
             webhook_secret_overlap=settings.webhook_secret_overlap,
             production=settings.is_production,
@@ -121,11 +129,11 @@ def create_app(
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, metrics_token)),
-        Route("/v1/ingest", ingest, methods=["POST"]),
+        Route("/v1/ingest", RateLimited(request_response(ingest), graphql=False), methods=["POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/embed/meterline-embed.js", for_browsers(request_response(embed_module), origins)),
         Route("/embed/demo", demo_page),
-        Route("/graphql", for_browsers(graphql, origins)),
+        Route("/graphql", for_browsers(RateLimited(graphql, graphql=True), origins)),
         WebSocketRoute("/graphql", graphql),
     ]
     redact_tokens_in_access_log()

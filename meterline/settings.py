@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     log_format: Literal["text", "json"] = "text"
     metrics_token: SecretStr | None = None
+    rate_limit_key_per_second: float = Field(default=1000.0, ge=0)
+    rate_limit_key_burst: int = Field(default=2000, ge=0)
+    rate_limit_token_per_second: float = Field(default=20.0, ge=0)
+    rate_limit_token_burst: int = Field(default=100, ge=0)
     worker_metrics_port: int | None = None
 
     @field_validator("outbox_sweep_seconds")

@@ -31,6 +31,11 @@ from models.migrate import upgrade
 from models.store.api_keys import create_api_key
 from models.store.organizations import get_or_create_organization
 from models.tables import metadata
+from tests.figures import (  # noqa: F401  (hooks: the fault and fuzz figures, end of run)
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
 from workers.context import WebhookPolicy
 from workers.finalize import finalize_invoices
 from workers.lifecycle import lifecycle_scheduler
@@ -180,14 +185,18 @@ class Env:
 
 
 @pytest.fixture
-async def env(backend: Backend) -> AsyncIterator[Env]:
+async def env(backend: Backend, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """The app on ``backend``; a test's ``@pytest.mark.settings(name=value, …)`` changes
+    those settings."""
     clock = FixedClock(START)
+    marker = request.node.get_closest_marker("settings")
     # webhooks may go to test receivers on this machine, named "localhost" (tests of the
     # SSRF guard use IP literals, which stay refused)
     settings = Settings(
         database_url=backend.database_url,
         redis_url=backend.redis_url,
         webhook_allowed_private_hosts=["localhost"],
+        **(marker.kwargs if marker else {}),
     )
     app = create_app(settings, clock)
     async with app.router.lifespan_context(app):

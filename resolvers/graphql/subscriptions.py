@@ -20,12 +20,13 @@ from typing import Any, TypeVar
 import strawberry
 from strawberry.types import Info
 
-from billing.errors import UnauthenticatedError
+from billing.errors import RateLimitedError, UnauthenticatedError
 from models.store.api_keys import Principal, authenticate
 from notifications.pubsub import Topic
 from resolvers.graphql import customers as customers_api
 from resolvers.graphql.context import Context, bearer, require_customer
 from resolvers.graphql.loaders import Loaders
+from resolvers.rate_limits import retry_after
 from schema.alerts import Alert
 from schema.customers import Balance, Customer
 from schema.invoices import Invoice
@@ -63,6 +64,19 @@ async def _still_valid(context: Context) -> None:
         raise UnauthenticatedError("the credential of this connection expired or was revoked")
 
 
+async def _within_rate(context: Context) -> None:
+    """RATE_LIMITED when the socket's credential has used up its requests: each
+    subscription started takes one, as an HTTP request would."""
+    secret = bearer(context.authorization) if isinstance(context, SocketContext) else None
+    if secret is None:
+        return
+    wait = await context.services.rate_limiter.wait(secret)
+    if wait is not None:
+        raise RateLimitedError(
+            f"too many requests with this credential; retry in {retry_after(wait)} s"
+        )
+
+
 def _fresh(info: Info[Context, Any]) -> Loaders:
     """New loaders for one push: the previous push's cached reads are stale."""
     context = info.context
@@ -81,6 +95,7 @@ async def _live(
     ``topics``. The first push is ``first(customer)`` when given: the customer read to
     authorize the caller, not read a second time."""
     principal = require_customer(info, str(customer_id))
+    await _within_rate(info.context)
     pushes = _pushes(info, principal, customer_id, topics, current, first)
     opening = await anext(pushes)  # raises a refusal here, before the stream starts
     return _resumed(opening, pushes)
