@@ -20,7 +20,7 @@ from billing.drawdown import BalanceKind, BalanceView
 from billing.errors import NotFoundError, ValidationError
 from billing.invoices import Invoice, LineType
 from billing.metering import GroupValues, MetricDefinition, aggregate
-from billing.money import ZERO
+from billing.money import ZERO, exact
 from billing.usage_lines import Partials
 
 
@@ -136,6 +136,7 @@ def _spend(rule: AlertRule, snapshot: CustomerSnapshot) -> dict[GroupValues, Dec
     return spend
 
 
+@exact
 def measure(
     rule: AlertRule, snapshot: CustomerSnapshot, metrics: Mapping[str, MetricDefinition]
 ) -> dict[GroupValues, Decimal]:
@@ -200,6 +201,7 @@ def _next(
     return (AlertState.IN_ALARM if reached else AlertState.OK), False
 
 
+@exact
 def evaluate(
     rule: AlertRule,
     snapshot: CustomerSnapshot,

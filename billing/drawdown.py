@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from billing.contracts import Commit, CommitType, Contract
 from billing.errors import ValidationError
-from billing.money import ZERO, minor_unit
+from billing.money import ZERO, exact, minor_unit
 from billing.periods import Period, periods, schedule_for
 
 
@@ -184,6 +184,7 @@ def ledger_balance(segment: BalanceSegment, entries: Iterable[LedgerEntry]) -> D
     )
 
 
+@exact
 def available_balances(
     segments: Iterable[BalanceSegment],
     ledgers: Mapping[str, Sequence[LedgerEntry]],

@@ -30,7 +30,8 @@ INVALID_PROPERTIES = "invalid_properties"
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z",
+    re.ASCII,  # RFC 3339 digits are ASCII: not "２０２６"
 )
 
 
@@ -43,7 +44,8 @@ class Rejection:
 
 
 def parse_rfc3339(text: str) -> datetime | None:
-    """An aware UTC datetime for an RFC 3339 timestamp, or None if ``text`` is not one.
+    """An aware UTC datetime for an RFC 3339 timestamp, or None if ``text`` is not one
+    or names a moment outside years 1–9999 once in UTC (``9999-12-31T23:59:59-01:00``).
 
     Fractions beyond microseconds are truncated (never rounded up into the next second).
     """
@@ -62,7 +64,10 @@ def parse_rfc3339(text: str) -> datetime | None:
         if int(found.group(10)) > 23 or int(found.group(11)) > 59:
             return None
         offset = timedelta(hours=int(found.group(10)), minutes=int(found.group(11)))
-        moment -= offset if found.group(9) == "+" else -offset
+        try:
+            moment -= offset if found.group(9) == "+" else -offset
+        except OverflowError:
+            return None
     return moment
 
 

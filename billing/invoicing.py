@@ -35,7 +35,7 @@ from billing.drawdown import (
 from billing.errors import ConflictError, NotFoundError
 from billing.invoices import Invoice, InvoiceLine, InvoiceStatus, LineType, UnratedUsage, totals
 from billing.metering import MetricDefinition
-from billing.money import ZERO, zero
+from billing.money import ZERO, exact, zero
 from billing.periods import Period
 from billing.usage_lines import Partials, usage_lines
 
@@ -110,6 +110,7 @@ def _usage_and_subscriptions(
     return lines, unrated
 
 
+@exact
 def assemble(
     context: BillingContext,
     period: Period,
@@ -207,6 +208,7 @@ def open_drafts(
         yield period, usage, available, invoice
 
 
+@exact
 def assemble_open(
     context: BillingContext,
     windows: Sequence[tuple[Period, Usage]],
@@ -216,6 +218,7 @@ def assemble_open(
     return tuple(invoice for *_, invoice in open_drafts(context, windows, ledgers))
 
 
+@exact
 def finalize(
     invoice: Invoice, invoice_id: str, at: datetime
 ) -> tuple[Invoice, tuple[LedgerEntry, ...]]:

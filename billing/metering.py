@@ -12,19 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cached_property
 
 from billing.errors import ValidationError
+from billing.money import EXACT
 
 GroupValues = tuple[tuple[str, str], ...]
 """Sorted ``(property, value)`` pairs: hashable, canonical group values."""
 
-
-EXACT = Context(prec=100, Emax=999_999, Emin=-999_999)
-"""Context for adding and comparing aggregation values: 100 significant digits, so the
-sums of values within :data:`VALUE_LIMIT` never round."""
 
 VALUE_LIMIT = 30
 """Aggregation values must have at most 30 digits on each side of the decimal point."""

@@ -7,11 +7,36 @@ minor unit, applied once per invoice line (and per tier of a graduated line).
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+import functools
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from typing import ParamSpec, TypeVar
 
 from billing.errors import ValidationError
 
 ZERO = Decimal(0)
+
+EXACT = Context(prec=100, Emax=999_999, Emin=-999_999)
+"""The context of billing arithmetic: 100 significant digits, so sums of usage values
+within ``metering.VALUE_LIMIT`` (30 digits on each side of the point), their products with
+prices (at most 27 digits) and the rounding of such amounts never round silently nor fail
+(Python's default context keeps 28 digits)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def exact(function: Callable[P, R]) -> Callable[P, R]:
+    """``function`` run with :data:`EXACT` as the decimal context (for the core's entry
+    points: every ``+``, ``*`` and quantize inside uses it)."""
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(EXACT):
+            return function(*args, **kwargs)
+
+    return run
+
 
 MINOR_UNITS: dict[str, int] = {
     "AED": 2, "ARS": 2, "AUD": 2, "BGN": 2, "BHD": 3, "BRL": 2, "CAD": 2, "CHF": 2,

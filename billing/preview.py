@@ -11,7 +11,7 @@ from enum import StrEnum
 from billing.invoices import Invoice, InvoiceLine, LineType
 from billing.invoicing import BillingContext, Usage, assemble
 from billing.metering import GroupValues, RollupPartial, UsageEvent, match_event
-from billing.money import ZERO
+from billing.money import ZERO, exact
 from billing.periods import Period
 
 
@@ -98,6 +98,7 @@ def partials_of(
     return found
 
 
+@exact
 def preview_costs(
     context: BillingContext,
     period: Period,

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from billing.errors import ValidationError
 from billing.invoices import Invoice, InvoiceLine
-from billing.money import minor_units
+from billing.money import exact, minor_units
 
 PROVIDER_PLACES: dict[str, int] = {"ISK": 2}
 """Currencies whose decimal places in Stripe's API differ from ISO 4217's minor unit."""
@@ -58,6 +58,7 @@ def _description(line: InvoiceLine) -> str:
     return name
 
 
+@exact
 def provider_items(invoice: Invoice) -> tuple[ProviderItem, ...]:
     """One item per non-zero line of ``invoice``, in line order; zero lines change nothing
     owed and are left out. Invariant: the items' amounts sum to :func:`provider_total`
@@ -80,6 +81,7 @@ def provider_items(invoice: Invoice) -> tuple[ProviderItem, ...]:
     return items
 
 
+@exact
 def provider_total(invoice: Invoice) -> int:
     """The invoice's total as Stripe counts it (see :func:`provider_amount`)."""
     return provider_amount(invoice.total, invoice.currency)

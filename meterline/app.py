@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
-import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 
 from arq.connections import RedisSettings, create_pool
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -28,7 +27,7 @@ from meterline.observability import (
     metrics_endpoint,
 )
 from meterline.settings import Settings
-from models.db import Database
+from models.db import RETRY_AFTER_SECONDS, DatabaseUnavailable
 from notifications.pubsub import ChangeFeed
 from resolvers.embed import demo_page, embed_module
 from resolvers.graphql.app import graphql_app
@@ -37,26 +36,59 @@ from resolvers.ingest import ingest
 from resolvers.rate_limits import Limit, RateLimited, RateLimiter
 from resolvers.services import Services, services_of
 from resolvers.stripe_webhooks import stripe_webhook
-from workers.worker import build_worker
+from workers.worker import build_worker, run_worker
 
 
 async def healthz(_: Request) -> Response:
     return json_response({"status": "ok"})
 
 
+READY_TIMEOUT_SECONDS = 2.0
+
+
 async def readyz(request: Request) -> Response:
+    """Ready when the database and Redis both answer within 2 s (checked together)."""
     services = services_of(request)
-    checks: dict[str, str] = {}
-    for name, probe in (("database", services.db.ping), ("redis", services.redis.ping)):
+
+    async def check(probe: Callable[[], Awaitable[object]]) -> str:
         try:
-            await asyncio.wait_for(probe(), timeout=2)
-            checks[name] = "ok"
+            await asyncio.wait_for(probe(), timeout=READY_TIMEOUT_SECONDS)
         except Exception as error:  # any failure means not ready; say which and why
-            checks[name] = f"error: {type(error).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return json_response(
-        {"status": "ok" if ready else "unavailable", **checks}, 200 if ready else 503
+            return f"error: {type(error).__name__}"
+        return "ok"
+
+    database, redis = await asyncio.gather(check(services.db.ping), check(services.redis.ping))
+    ready = database == redis == "ok"
+    response = json_response(
+        {"status": "ok" if ready else "unavailable", "database": database, "redis": redis},
+        200 if ready else 503,
     )
+    if not ready:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def database_unavailable(request: Request, error: Exception) -> Response:
+    """503 for a REST request whose database could not be reached in time (the client
+    retries; an ingest batch refused so was not stored, and a resent one is deduplicated)."""
+    assert isinstance(error, DatabaseUnavailable)
+    body = {"error": {"code": "database_unavailable", "message": str(error)}}
+    response = json_response(body, 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) in the
+    API's JSON error shape, with their headers (``Allow`` on a 405)."""
+    assert isinstance(error, HTTPException)
+    code = HTTP_CODES.get(error.status_code, "bad_request")
+    response = json_response({"error": {"code": code, "message": error.detail}}, error.status_code)
+    response.headers.update(error.headers or {})
+    return response
 
 
 def create_app(
@@ -73,7 +105,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        db = Database(settings.database_url, statement_timeout_ms=settings.statement_timeout_ms)
+        db = settings.database()
         redis = await create_pool(RedisSettings.from_dsn(redis_url))
         feed = ChangeFeed(redis)
         await feed.start()
@@ -107,7 +139,7 @@ def create_app(
                 sweep_every=settings.outbox_sweep_seconds,
                 metrics=metrics.jobs,
             )
-            worker_task = asyncio.create_task(worker.async_run())
+            worker_task = asyncio.create_task(run_worker(worker))
         # What is loaded by now lives as long as the app: keep it out of the cyclic
         # collector's full passes, which otherwise pause requests (p95 of big drafts).
         gc.freeze()
@@ -136,12 +168,19 @@ def create_app(
         Route("/graphql", for_browsers(RateLimited(graphql, graphql=True), origins)),
         WebSocketRoute("/graphql", graphql),
     ]
-    redact_tokens_in_access_log()
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(HttpMetricsMiddleware, metrics=metrics),
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            DatabaseUnavailable: database_unavailable,
+            HTTPException: http_error,
+        },
+    )
     app.state.metrics = metrics
     return app
 
@@ -157,24 +196,3 @@ def for_browsers(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
         allow_headers=["authorization", "content-type"],
         max_age=600,
     )
-
-
-class _RedactTokens(logging.Filter):
-    """Masks ``token=…`` in uvicorn's access log lines (the embed demo page's address)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                TOKEN_IN_URL.sub(r"\1…", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        return True
-
-
-TOKEN_IN_URL = re.compile(r"(token=)[^&\s]+")
-
-
-def redact_tokens_in_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, _RedactTokens) for f in access.filters):
-        access.addFilter(_RedactTokens())

@@ -25,12 +25,11 @@ from meterline.invoice_export import ExportFormat, export_invoices, open_output,
 from meterline.observability import configure_logging
 from meterline.settings import Settings
 from meterline.status import status_command
-from models.db import Database
 from models.migrate import upgrade
 from models.store.api_keys import create_api_key
 from models.store.organizations import get_or_create_organization
 from resolvers.graphql.app import schema_sdl
-from workers.worker import build_worker
+from workers.worker import build_worker, run_worker
 
 app = typer.Typer(help="Meterline: usage-based billing engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -48,7 +47,7 @@ class Scope(StrEnum):
 
 
 async def _migrate(settings: Settings) -> None:
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         await upgrade(db)
     finally:
@@ -104,10 +103,10 @@ def worker() -> None:
     configure_logging(settings.log_format)
 
     async def run() -> None:
-        db = Database(settings.database_url)
+        db = settings.database()
         pool = await create_pool(RedisSettings.from_dsn(redis_url))
         try:
-            await build_worker(
+            worker = build_worker(
                 pool,
                 db,
                 SystemClock(),
@@ -116,7 +115,8 @@ def worker() -> None:
                 webhooks=settings.webhook_policy(),
                 sweep_every=settings.outbox_sweep_seconds,
                 metrics_port=settings.worker_metrics_port,
-            ).async_run()
+            )
+            await run_worker(worker)
         finally:
             await pool.aclose()
             await db.dispose()
@@ -140,7 +140,7 @@ def keys_create(
     settings = Settings()
 
     async def create() -> str:
-        db = Database(settings.database_url)
+        db = settings.database()
         clock = SystemClock()
         try:
             async with db.write() as conn:

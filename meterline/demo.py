@@ -23,7 +23,6 @@ from billing.contracts import Contract, RecurringCredit
 from billing.metering import AggregationType, EventTypeFilter, MetricDefinition, PropertyFilter
 from billing.periods import BillingFrequency
 from meterline.settings import Settings
-from models.db import Database
 from models.store.api_keys import (
     MAX_TOKEN_TTL,
     authenticate,
@@ -114,7 +113,7 @@ def demo_key_file(settings: Settings) -> Path:
 
 async def demo_customer_token(settings: Settings, clock: Callable[[], datetime]) -> str:
     """A customer token (valid a day) for the demo customer, for the embed demo page."""
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.write() as conn:
             org_id = await get_or_create_organization(conn, DEMO_ORG, clock())
@@ -130,7 +129,7 @@ async def demo_customer_token(settings: Settings, clock: Callable[[], datetime])
 async def seed_demo(settings: Settings, clock: Callable[[], datetime]) -> str:
     """Idempotent: reuses the demo key kept (mode 600) beside the database while it is valid."""
     key_file = demo_key_file(settings)
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.write() as conn:
             org_id = await get_or_create_organization(conn, DEMO_ORG, clock())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import hmac
 import logging
 import re
@@ -124,6 +125,63 @@ class JsonFormatter(logging.Formatter):
             return orjson.dumps({k: str(v) for k, v in entry.items()}).decode()
 
 
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;}]+")
+_CREDENTIAL = re.compile(r"\b(ml_(?:live|test|ct)_)[A-Za-z0-9_-]+")
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"]+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key, customer token and bearer credential cut to its kind
+    (``Bearer …``, ``ml_live_…``), and any ``token=`` of an address (the embed demo page's)."""
+    text = _TOKEN_IN_URL.sub(r"\1…", text)
+    return _CREDENTIAL.sub(r"\1…", _BEARER.sub(r"\1…", text))
+
+
+def _redacted(arg: Any) -> Any:
+    if isinstance(arg, str):
+        return redact(arg)
+    if arg is None or isinstance(arg, int | float):
+        return arg
+    data = getattr(arg, "data", None)
+    if isinstance(data, bytes) and dataclasses.is_dataclass(arg) and not isinstance(arg, type):
+        # a websocket frame (DEBUG): its payload, redacted before the log shortens it
+        text = data.decode("utf-8", errors="replace")
+        shown = redact(text)
+        return arg if shown == text else dataclasses.replace(arg, data=shown.encode())
+    text = str(arg)
+    shown = redact(text)
+    return arg if shown == text else shown
+
+
+class RedactCredentials(logging.Filter):
+    """Cuts credentials out of a record's message and arguments before any handler
+    formats it: the websocket frames uvicorn's server logs at DEBUG (a
+    ``connection_init`` carries ``{"authorization": "Bearer …"}``), an access log line
+    whose address holds a token, anything a library logs with an ``Authorization``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {key: _redacted(value) for key, value in record.args.items()}
+        return True
+
+
+REDACTED_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets")
+"""Loggers whose records are redacted wherever they go (a filter of a logger applies to
+the records logged on it, not to those of its children: each is listed)."""
+
+
+def redact_credentials_in_logs() -> None:
+    """Install :class:`RedactCredentials` on the servers' loggers (idempotent)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+            logger.addFilter(RedactCredentials())
+
+
 class _JsonHandler(logging.Handler):
     """Writes each formatted record as a line to whatever ``sys.stderr`` is then."""
 
@@ -139,7 +197,10 @@ class _JsonHandler(logging.Handler):
 def configure_logging(log_format: str) -> None:
     """``json``: every log line (ours, ARQ's, uvicorn's access and error logs) one JSON
     object on stderr, from INFO up. ``text``: logging is left as it is (uvicorn's format;
-    the request id is only in the ``X-Request-Id`` header). Idempotent."""
+    the request id is only in the ``X-Request-Id`` header). In both, credentials are cut
+    out of the servers' log records (:class:`RedactCredentials`) and, in JSON, out of
+    every record written. Idempotent."""
+    redact_credentials_in_logs()
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
         root.removeHandler(handler)
@@ -147,6 +208,7 @@ def configure_logging(log_format: str) -> None:
         return
     handler = _JsonHandler()
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactCredentials())
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

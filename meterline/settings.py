@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.db import Database
 from notifications.retry import DEFAULT_SCHEDULE
 from workers.context import WebhookPolicy
 
@@ -39,6 +40,12 @@ class Settings(BaseSettings):
     outbox_sweep_seconds: int = 15
     max_body_bytes: int = 1024 * 1024
     statement_timeout_ms: int = 30_000
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    """Opening a database connection, checking a pooled one still answers, and on SQLite
+    waiting for another process' write lock (its busy timeout)."""
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    """Waiting for a free pooled connection (on SQLite, for this process' writer turn).
+    A request that cannot reach the database within the two together is answered 503."""
     api_key_environment: Literal["live", "test"] = "live"
     run_worker_in_process: bool = False
     auto_migrate: bool = True
@@ -66,6 +73,15 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def database(self) -> Database:
+        """The database with this installation's timeouts (every process opens it so)."""
+        return Database(
+            self.database_url,
+            statement_timeout_ms=self.statement_timeout_ms,
+            connect_timeout=self.database_connect_timeout_seconds,
+            pool_timeout=self.database_pool_timeout_seconds,
+        )
 
     def webhook_policy(self) -> WebhookPolicy:
         """How the workers deliver webhooks (tests shorten the retry schedule)."""

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from meterline.settings import Settings
-from models.db import Database
 from models.store.health import (
     DisabledEndpoint,
     FailingEndpoint,
@@ -65,7 +64,7 @@ async def _queue(redis_url: str | None) -> tuple[int | None, int | None, str | N
 async def collect_status(settings: Settings, now: datetime | None = None) -> Status:
     """Read the status from ``settings``' database and Redis (``now``: the wall clock)."""
     now = now or datetime.now(UTC)
-    db = Database(settings.database_url)
+    db = settings.database()
     try:
         async with db.read() as conn:
             counts = await backlog(conn, now)

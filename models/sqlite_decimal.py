@@ -11,7 +11,7 @@ import sqlite3
 from decimal import Decimal
 from typing import Any
 
-from billing.metering import EXACT
+from billing.money import EXACT
 
 
 def _dec_add(a: str | None, b: str | None) -> str | None:

@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import httpx
 
@@ -53,6 +53,7 @@ async def send(
     headers: Mapping[str, str],
     body: bytes,
     timeout: float,  # noqa: ASYNC109 (the whole-attempt limit, applied with asyncio.timeout)
+    connect_to: str | None = None,
 ) -> Attempt:
     """POST ``body`` to ``url`` once and report what happened; never raises for network
     failures (they become ``Attempt.error``), only for programming errors: an invalid or
@@ -67,6 +68,11 @@ async def send(
     body costs nothing. Once the status has arrived the outcome is decided: a timeout or
     network failure while reading the (log-only) body just ends the read, keeping what
     arrived. Duration is measured with ``time.perf_counter``.
+
+    ``connect_to`` (an IP address: the one :func:`notifications.ssrf.check_destination`
+    checked) is where the connection goes; the name in ``url`` is not resolved again. The
+    request still carries the URL's ``Host`` and, over TLS, its name as SNI and as the
+    name the certificate must match.
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
@@ -74,6 +80,7 @@ async def send(
         {"content-type": "application/json", "accept-encoding": "identity"}
     )
     request_headers.update(headers)  # case-insensitive: a given header replaces a default
+    target, extensions = _pinned(httpx.URL(url), connect_to, request_headers)
     status_code: int | None = None
     retry_after: str | None = None
     received = bytearray()
@@ -83,11 +90,12 @@ async def send(
         async with asyncio.timeout(timeout):
             async with client.stream(
                 "POST",
-                url,
+                target,
                 content=body,
                 headers=request_headers,
                 follow_redirects=False,
                 timeout=httpx.Timeout(timeout),
+                extensions=extensions,
             ) as response:
                 status_code = response.status_code
                 retry_after = response.headers.get("retry-after")
@@ -117,6 +125,18 @@ async def send(
     )
 
 
+def _pinned(
+    url: httpx.URL, connect_to: str | None, headers: httpx.Headers
+) -> tuple[httpx.URL, dict[str, Any]]:
+    """The URL to request and its extensions so that the connection goes to
+    ``connect_to``, with the original ``Host`` header and TLS server name."""
+    if connect_to is None or connect_to == url.host:
+        return url, {}
+    if "host" not in headers:
+        headers["host"] = url.netloc.decode("ascii")
+    return url.copy_with(host=connect_to), {"sni_hostname": url.raw_host.decode("ascii")}
+
+
 def _describe(exc: httpx.TransportError) -> str:
     cause: BaseException | None = exc
     seen: set[int] = set()
@@ -143,7 +163,10 @@ class Slots:
     whole pool, polling every idle socket, whenever a request starts or ends); one
     connection per slot keeps that O(1) at any concurrency. A free slot that last reached
     the same origin (scheme://host:port) is taken first, so its connection is reused.
-    Clients are made on first need and share one TLS context. ``size`` >= 1."""
+    Clients are made on first need and share one TLS context. A client only ever serves
+    one origin and address: a slot taken for another is given a new client (so a
+    connection made for one host name, TLS name included, is never reused for another
+    name at the same address). ``size`` >= 1."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -155,29 +178,39 @@ class Slots:
         self._tls: ssl.SSLContext | None = None
 
     @asynccontextmanager
-    async def slot(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
-        """Wait for a free slot and lend its client for one attempt to ``url``."""
-        origin = "/".join(url.split("/", 3)[:3])
+    async def slot(
+        self, url: str, connect_to: str | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """Wait for a free slot and lend its client for one attempt to ``url`` (connected
+        to ``connect_to`` when given, see :func:`send`)."""
+        origin = "/".join(url.split("/", 3)[:3]) + ("" if connect_to is None else f"@{connect_to}")
         async with self._free:
-            client = self._take(origin)
+            client = await self._take(origin)
             try:
                 yield client
             finally:
                 self._idle.setdefault(origin, []).append(client)
 
-    def _take(self, origin: str) -> httpx.AsyncClient:
-        if origin not in self._idle and len(self._clients) < self._size:
-            if self._tls is None:
-                self._tls = httpx.create_ssl_context()
-            one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            self._clients.append(httpx.AsyncClient(limits=one, verify=self._tls))
-            return self._clients[-1]
-        key = origin if origin in self._idle else next(iter(self._idle))
-        idle = self._idle[key]
-        client = idle.pop()
-        if not idle:
-            del self._idle[key]
-        return client
+    async def _take(self, origin: str) -> httpx.AsyncClient:
+        if origin in self._idle:
+            idle = self._idle[origin]
+            client = idle.pop()
+            if not idle:
+                del self._idle[origin]
+            return client
+        if len(self._clients) >= self._size:  # retire a client of another origin
+            other = next(iter(self._idle))
+            idle = self._idle[other]
+            retired = idle.pop()
+            if not idle:
+                del self._idle[other]
+            self._clients.remove(retired)
+            await retired.aclose()
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._clients.append(httpx.AsyncClient(limits=one, verify=self._tls))
+        return self._clients[-1]
 
     async def aclose(self) -> None:
         """Close every client (and its connection)."""

@@ -42,12 +42,17 @@ def check_url(url: str) -> None:
     _parse(url)
 
 
-async def check_destination(url: str, allowed: Sequence[str] = ()) -> None:
+async def check_destination(url: str, allowed: Sequence[str] = ()) -> IPAddress | None:
     """Check a webhook URL and where it leads: :func:`check_url`, then every address the
     host resolves to (``getaddrinfo`` on the URL's port, or the scheme's default) must be
     public. Refused: private, loopback, link-local, site-local, reserved, multicast,
     unspecified, shared address space (100.64.0.0/10), and IPv6 forms embedding such an
     IPv4 address (IPv4-mapped, IPv4-compatible, 6to4, Teredo, NAT64).
+
+    Returns the address to connect to: the IP literal, or the first address resolved, so
+    the sender connects to an address that was checked and never resolves the name again
+    (no DNS rebinding between check and connect); None for a host allowed by name, which
+    is connected to by name.
 
     ``allowed`` lists exceptions of the installation: a hostname (exact match,
     case-insensitive, trailing dot ignored) is allowed whatever it resolves to and is not
@@ -62,7 +67,7 @@ async def check_destination(url: str, allowed: Sequence[str] = ()) -> None:
     host = _normalise_host(parsed.host)
     names, networks = _parse_allowed(allowed)
     if host in names:
-        return
+        return None
     literal = _ip_literal(host)
     if literal is not None:
         addresses = [literal]
@@ -75,6 +80,7 @@ async def check_destination(url: str, allowed: Sequence[str] = ()) -> None:
         raise ValidationError(
             "url", f"host {host!r} resolves to non-public address {address} (not allowed)"
         )
+    return addresses[0]
 
 
 def _parse(url: str) -> httpx.URL:
@@ -82,12 +88,13 @@ def _parse(url: str) -> httpx.URL:
         raise ValidationError("url", f"is longer than {MAX_URL_LENGTH} characters")
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
+        host = parsed.host  # decodes an IDNA A-label, which may be invalid ("xn--a-")
+    except (httpx.InvalidURL, UnicodeError) as exc:
         raise ValidationError("url", f"is not a valid URL: {exc}") from None
     if parsed.scheme not in SCHEMES:
         shown = parsed.scheme or "none"
         raise ValidationError("url", f"scheme must be http or https, not {shown}")
-    if not parsed.host:
+    if not host:
         raise ValidationError("url", "has no host")
     if parsed.userinfo:
         raise ValidationError("url", "must not contain credentials (user:password@)")

@@ -52,7 +52,7 @@ async def require_key(request: Request, services: Services, scope: str) -> Princ
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, gunzipped if needed; 413 past ``limit`` bytes (decompressed)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise HttpError(413, "payload_too_large", f"the body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -77,4 +77,8 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
         raise HttpError(400, "invalid_body", f"the gzip body is corrupt: {error}") from error
     if len(body) > limit or inflater.unconsumed_tail:
         raise HttpError(413, "payload_too_large", f"the body inflates past {limit} bytes")
+    if not inflater.eof:
+        raise HttpError(400, "invalid_body", "the gzip body is truncated")
+    if inflater.unused_data:
+        raise HttpError(400, "invalid_body", "the gzip body has bytes after its end")
     return body

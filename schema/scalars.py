@@ -10,10 +10,15 @@ from typing import Any
 import strawberry
 from strawberry.exceptions import StrawberryInputCoercionError
 
+MAX_INTEGER_DIGITS = 15
+MAX_FRACTION_DIGITS = 12
+
 
 def parse_decimal(value: Any) -> Decimal:
-    """A finite decimal from a string or an integer; JSON floats are refused because they
-    may already have lost digits."""
+    """A finite decimal from a string or an integer, of at most 15 digits before the point
+    and 12 after (money, quantities and factors of a billing engine; larger values would
+    overflow the core's exact arithmetic when multiplied). JSON floats are refused because
+    they may already have lost digits."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise StrawberryInputCoercionError(
             f'Decimal values are sent as strings (e.g. "12.50"), got {value!r}'
@@ -24,11 +29,22 @@ def parse_decimal(value: Any) -> Decimal:
         raise StrawberryInputCoercionError(f"not a decimal number: {value!r}") from None
     if not parsed.is_finite():
         raise StrawberryInputCoercionError(f"not a finite decimal number: {value!r}")
+    if parsed and parsed.adjusted() >= MAX_INTEGER_DIGITS:
+        raise StrawberryInputCoercionError(
+            f"more than {MAX_INTEGER_DIGITS} digits before the decimal point: {value!r:.40}"
+        )
+    exponent = parsed.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > MAX_FRACTION_DIGITS:
+        raise StrawberryInputCoercionError(
+            f"more than {MAX_FRACTION_DIGITS} digits after the decimal point: {value!r:.40}"
+        )
     return parsed
 
 
 def parse_datetime(value: Any) -> datetime:
-    """An aware datetime (``Z`` or an offset is required), converted to UTC."""
+    """An aware datetime (``Z`` or an offset is required), converted to UTC (which must
+    fall within years 1–9999)."""
     if not isinstance(value, str):
         raise StrawberryInputCoercionError(f"DateTime values are ISO-8601 strings, got {value!r}")
     try:
@@ -37,7 +53,10 @@ def parse_datetime(value: Any) -> datetime:
         raise StrawberryInputCoercionError(f"not an ISO-8601 date-time: {value!r}") from None
     if parsed.tzinfo is None:
         raise StrawberryInputCoercionError(f"date-time needs a UTC offset (e.g. Z): {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise StrawberryInputCoercionError(f"date-time out of range in UTC: {value!r}") from None
 
 
 def _format_datetime(value: datetime) -> str:

@@ -47,6 +47,8 @@ def test_billing_core_branch_coverage_is_at_least_95_percent() -> None:
         "-q",
         "-p",
         "no:cacheprovider",
+        "-n",
+        "0",  # one process: the suite's workers already use the cores
         "tests/unit",
         "--cov=billing",
         "--cov-branch",

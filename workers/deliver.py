@@ -66,34 +66,43 @@ class Made:
     at: datetime
 
 
-async def _refusals(jobs: JobContext, urls: Iterable[str]) -> dict[str, str | None]:
-    """Per URL, why the SSRF guard refuses it (None: allowed). A batch checks each URL
-    once, just before its sends."""
+@dataclass(frozen=True)
+class Checked:
+    """What the SSRF guard made of a URL just before its sends: why it is refused (None:
+    allowed), else the address to connect to (None: a host allowed by name)."""
+
+    refused: str | None
+    address: str | None = None
+
+
+async def _check(jobs: JobContext, urls: Iterable[str]) -> dict[str, Checked]:
+    """Per URL, the SSRF guard's verdict. A batch checks each URL once, just before its
+    sends, and connects to the address checked (never resolving the name again)."""
     policy = jobs.webhooks
 
-    async def check(url: str) -> str | None:
+    async def check(url: str) -> Checked:
         try:
             async with asyncio.timeout(policy.timeout):
-                await check_destination(url, policy.allowed_private)
+                address = await check_destination(url, policy.allowed_private)
         except ValidationError as refused:
-            return f"{REFUSED}{refused.message}"
+            return Checked(f"{REFUSED}{refused.message}")
         except TimeoutError:
-            return f"{REFUSED}{url} did not resolve in time"
-        return None
+            return Checked(f"{REFUSED}{url} did not resolve in time")
+        return Checked(None, None if address is None else str(address))
 
     wanted = sorted(set(urls))
     return dict(zip(wanted, await asyncio.gather(*map(check, wanted)), strict=True))
 
 
 async def _attempt(
-    jobs: JobContext, leased: Leased, now: datetime, refused: str | None, latest_start: float
+    jobs: JobContext, leased: Leased, now: datetime, checked: Checked, latest_start: float
 ) -> Made | None:
     """One attempt, once a sending slot is free; None (not made) when the slot came too
     late to end within the lease (``time.monotonic() > latest_start``)."""
-    if refused is not None:
-        return Made(leased, Attempt(None, 0, error=refused), jobs.clock())
+    if checked.refused is not None:
+        return Made(leased, Attempt(None, 0, error=checked.refused), jobs.clock())
     endpoint = leased.endpoint
-    async with jobs.slots.slot(endpoint.url) as client:
+    async with jobs.slots.slot(endpoint.url, checked.address) as client:
         if time.monotonic() > latest_start:
             return None
         headers = signature_headers(
@@ -101,7 +110,12 @@ async def _attempt(
         )
         try:
             attempt = await send(
-                client, endpoint.url, headers, leased.body.encode(), jobs.webhooks.timeout
+                client,
+                endpoint.url,
+                headers,
+                leased.body.encode(),
+                jobs.webhooks.timeout,
+                connect_to=checked.address,
             )
         except Exception as exc:  # one bad delivery must not sink its batch
             log.exception("delivery %s could not be sent", leased.delivery_id)
@@ -177,15 +191,15 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     started, now = time.monotonic(), jobs.clock()
     async with jobs.db.write(urgent=True) as conn:
         leased = await lease_deliveries(conn, delivery_id, now, policy.lease, policy.batch - 1)
-        for endpoint_id in {x.endpoint.id for x in leased if not x.endpoint.enabled}:
-            await fail_pending(conn, endpoint_id, now)  # replayed to a disabled one
+        for x in {x.endpoint.id: x for x in leased if not x.endpoint.enabled}.values():
+            await fail_pending(conn, x.endpoint.id, now, x.leased_until)  # to a disabled one
     batch = [x for x in leased if x.endpoint.enabled]
     if not batch:
         return "skipped"
-    refusals = await _refusals(jobs, (x.endpoint.url for x in batch))
+    checked = await _check(jobs, (x.endpoint.url for x in batch))
     latest_start = started + policy.lease.total_seconds() - policy.timeout
     found = await asyncio.gather(
-        *(_attempt(jobs, x, now, refusals[x.endpoint.url], latest_start) for x in batch)
+        *(_attempt(jobs, x, now, checked[x.endpoint.url], latest_start) for x in batch)
     )
     made = [m for m in found if m is not None]
     unsent = [x for x, m in zip(batch, found, strict=True) if m is None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from arq.cron import CronJob, cron
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, func
 from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
 from models.db import Database
 from notifications.queue import BACKFILL_METRIC, DELIVER_WEBHOOK, EVALUATE_ALERTS, SYNC_STRIPE
@@ -27,6 +29,8 @@ from workers.finalize import finalize_invoices
 from workers.lifecycle import lifecycle_scheduler
 from workers.maintenance import prune_dedupe_keys
 from workers.stripe_sync import sync_stripe
+
+log = logging.getLogger("meterline.worker")
 
 FUNCTIONS = [
     func(backfill_metric, name=BACKFILL_METRIC, max_tries=10),
@@ -101,7 +105,7 @@ def build_worker(
     served: list[Any] = []
 
     async def startup(ctx: dict[str, Any]) -> None:
-        if metrics_port is not None:
+        if metrics_port is not None and not served:  # once, though polling may restart
             server, _ = start_http_server(metrics_port, metrics_addr, registry=metrics.registry)
             served.append(server)
 
@@ -123,3 +127,30 @@ def build_worker(
         poll_delay=0.05,
         keep_result=60,
     )
+
+
+RECONNECT_FIRST, RECONNECT_MOST = 0.5, 10.0
+"""Seconds before polling again after Redis went away: doubling from the first, at most
+the most."""
+STEADY_SECONDS = 30.0
+"""A run that polled this long was healthy: the next outage starts the wait over."""
+
+
+async def run_worker(worker: Worker) -> None:
+    """Run ``worker`` until it returns (burst mode) or is cancelled, riding out Redis
+    outages: a Redis error ends ARQ's polling loop, so the worker waits (0.5 s,
+    doubling to 10 s; logged) and polls again on the same pool, which reconnects. Jobs
+    already started run on; what Redis lost meanwhile the outbox sweeper re-enqueues."""
+    loop = asyncio.get_running_loop()
+    delay = RECONNECT_FIRST
+    while True:
+        started = loop.time()
+        try:
+            await worker.async_run()
+            return
+        except (RedisError, OSError) as error:  # also WatchError, LOADING: Redis coming back
+            if loop.time() - started >= STEADY_SECONDS:
+                delay = RECONNECT_FIRST
+            log.warning("Redis is unreachable (%s); polling again in %.1f s", error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MOST)

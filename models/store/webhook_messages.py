@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.ids import new_id
@@ -193,10 +193,18 @@ async def attempts_of(
     return found
 
 
-async def fail_pending(conn: AsyncConnection, endpoint_id: str, now: datetime) -> None:
-    """Stop every pending delivery to a disabled endpoint (replay resumes them)."""
+async def fail_pending(
+    conn: AsyncConnection, endpoint_id: str, now: datetime, lease: datetime | None = None
+) -> None:
+    """Stop the pending deliveries to a disabled endpoint (replay resumes them): those no
+    worker holds, and those holding ``lease`` (the caller's own). An attempt under way
+    elsewhere is left to its worker, which records it (its lease intact, so the attempt
+    is counted) and settles it: a retry is failed here when it is next leased."""
+    free = or_(deliveries.c.leased_until.is_(None), deliveries.c.leased_until <= now)
+    if lease is not None:
+        free = free | (deliveries.c.leased_until == lease)
     await conn.execute(
         update(deliveries)
-        .where((deliveries.c.endpoint_id == endpoint_id) & (deliveries.c.status == PENDING))
+        .where((deliveries.c.endpoint_id == endpoint_id) & (deliveries.c.status == PENDING) & free)
         .values(status=FAILED, next_attempt_at=None, leased_until=None, updated_at=now)
     )

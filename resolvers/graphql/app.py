@@ -2,6 +2,10 @@
 limits, error codes on every error, unexpected errors masked and logged, and in
 production no introspection, no GraphiQL and no field suggestions.
 
+A database out of reach is ``SERVICE_UNAVAILABLE``: a request answered nothing but that
+(no field has data) is HTTP 503 with ``Retry-After``; one with partial data stays 200, the
+failed fields carrying the code, so the data is not thrown away.
+
 Subscriptions run over websockets with the graphql-transport-ws protocol only; the socket
 is authenticated by its ``connection_init`` payload
 (``{"authorization": "Bearer <API key or customer token>"}``) and closed with 4403
@@ -43,6 +47,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from billing.errors import BillingError
+from models.db import RETRY_AFTER_SECONDS, DatabaseUnavailable
 from resolvers.graphql.context import build_context, principal_of
 from resolvers.graphql.loaders import Loaders
 from resolvers.graphql.queries import Mutation, Query
@@ -53,6 +58,10 @@ from schema.scalars import SCALAR_MAP
 MAX_DEPTH = 12
 MAX_TOKENS = 5000
 MAX_ALIASES = 30
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+UNAVAILABLE_STATE = "meterline_graphql_unavailable"
+"""Set on ``request.state`` when a response holds only SERVICE_UNAVAILABLE errors and no
+data: it is then sent as 503."""
 
 log = logging.getLogger("meterline.graphql")
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
@@ -90,8 +99,9 @@ def schema_sdl() -> str:
 
 
 def _coded(error: GraphQLError, production: bool) -> GraphQLError:
-    """``error`` with ``extensions.code``: the core's code for expected failures, BAD_REQUEST
-    for malformed or invalid operations, INTERNAL (message masked, error logged) otherwise."""
+    """``error`` with ``extensions.code``: the core's code for expected failures,
+    SERVICE_UNAVAILABLE when the database is, BAD_REQUEST for malformed or invalid
+    operations, INTERNAL (message masked, error logged) otherwise."""
     original = error.original_error
     extensions = dict(error.extensions or {})
     message = error.message
@@ -100,8 +110,18 @@ def _coded(error: GraphQLError, production: bool) -> GraphQLError:
         if original.field is not None:
             extensions["field"] = original.field
         message = original.message
+    elif isinstance(original, DatabaseUnavailable):
+        extensions = {"code": SERVICE_UNAVAILABLE}
+        message = str(original)
     elif "code" not in extensions:
-        if original is None or isinstance(original, GraphQLError | CannotGetOperationTypeError):
+        # no path but a place in the document: parsing, validation or the coercion of a
+        # literal or variable (e.g. an Int of 5,000 digits), whatever raised it
+        in_document = error.path is None and bool(error.nodes)
+        if (
+            original is None
+            or in_document
+            or isinstance(original, GraphQLError | CannotGetOperationTypeError)
+        ):
             extensions["code"] = "BAD_REQUEST"
         else:
             log.error("unexpected error in %s", error.path, exc_info=original)
@@ -167,14 +187,17 @@ class MeterlineGraphQL(GraphQL[Any, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as error:
-            body = {
-                "data": None,
-                "errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}],
-            }
-            response = JSONResponse(body, status_code=error.status_code)
+            response = _refusal(error.reason, "BAD_REQUEST", error.status_code)
+        except DatabaseUnavailable as error:  # while finding who calls (the context)
+            response = _refusal(str(error), SERVICE_UNAVAILABLE, 503)
+        if getattr(request.state, UNAVAILABLE_STATE, False):
+            response.status_code = 503
+        if response.status_code == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         await response(scope, receive, send)
 
     async def parse_http_body(self, request: Any) -> Any:
@@ -229,7 +252,20 @@ class MeterlineGraphQL(GraphQL[Any, None]):
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         if result.errors:
             result.errors = [_coded(e, self.production) for e in result.errors]
+            codes = {(e.extensions or {}).get("code") for e in result.errors}
+            if codes == {SERVICE_UNAVAILABLE} and not _has_data(result.data):
+                setattr(request.state, UNAVAILABLE_STATE, True)
         return await super().process_result(request, result)
+
+
+def _has_data(data: dict[str, Any] | None) -> bool:
+    """Whether any root field was answered (a failed nullable field is null)."""
+    return data is not None and any(value is not None for value in data.values())
+
+
+def _refusal(message: str, code: str, status: int) -> JSONResponse:
+    body = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status)
 
 
 def graphql_app(*, production: bool, allowed_origins: Sequence[str] = ("*",)) -> MeterlineGraphQL:

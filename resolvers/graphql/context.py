@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from strawberry.types import Info
 
 from billing.errors import ForbiddenError, NotFoundError, UnauthenticatedError
+from models.db import DatabaseUnavailable
 from models.store.api_keys import Principal, authenticate, record_use, use_is_due
 from models.store.audit import record_audit
 from notifications.catalog import WebhookEvent
@@ -19,6 +21,8 @@ from notifications.outbox import Outbox
 from notifications.pubsub import Topic
 from resolvers.graphql.loaders import Loaders
 from resolvers.services import Services, services_of
+
+log = logging.getLogger("meterline.access")
 
 
 @dataclass
@@ -51,8 +55,11 @@ async def principal_of(services: Services, authorization: str | None) -> Princip
     async with services.db.read() as conn:
         principal = await authenticate(conn, secret, now)
     if principal is not None and use_is_due(principal, now):
-        async with services.db.write() as conn:
-            await record_use(conn, principal, now)
+        try:
+            async with services.db.write() as conn:
+                await record_use(conn, principal, now)
+        except DatabaseUnavailable:  # bookkeeping: a read must not fail for want of it
+            log.warning("last_used_at of key %s not recorded: database busy", principal.key_id)
     return principal
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import uvicorn
@@ -27,16 +27,24 @@ def app_of(env: Env) -> ASGIApp:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: ASGIApp) -> AsyncIterator[str]:
-    """``host:port`` of uvicorn serving ``app`` until the block ends."""
+async def serving(
+    app: ASGIApp,
+    *,
+    log_level: str = "warning",
+    then_configure: Callable[[], None] | None = None,
+) -> AsyncIterator[str]:
+    """``host:port`` of uvicorn serving ``app`` until the block ends; ``then_configure``
+    runs after uvicorn configured logging (as the app's own logging does in production)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
         port=0,
         lifespan="off",
-        log_level="warning",
+        log_level=log_level,
         timeout_graceful_shutdown=2,
     )
+    if then_configure is not None:
+        then_configure()
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):

@@ -1,87 +1,38 @@
-"""Delivering webhooks (SPEC §10) to a real local HTTP receiver: signed with svix, retried
-on the schedule with the same ``webhook-id``, ``410`` and five days of failures disable
-the endpoint, a worker never sends a leased attempt twice, the sweeper recovers what Redis
-lost; batches to several endpoints, where one failing or slow endpoint holds back no other
-and a batch lost mid-way is sent again once its lease runs out."""
+"""Delivering webhooks (SPEC §10) to a real local HTTP receiver (tests/api/receiver.py):
+signed with svix, five days of failures disable the endpoint, a worker never sends a
+leased attempt twice, the sweeper recovers what Redis lost; batches to several endpoints,
+where one failing or slow endpoint holds back no other and a batch lost mid-way is sent
+again once its lease runs out. What each kind of failing receiver gets (timeouts, 5xx,
+429 with Retry-After, 410, redirects) is in tests/faults/test_receiver_faults.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
-import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
 from svix.webhooks import Webhook
 
 from models.store.webhook_deliveries import lease_deliveries
 from notifications.catalog import WebhookEvent
 from notifications.outbox import Outbox
 from notifications.queue import DELIVER_WEBHOOK
+from tests.api.receiver import Receiver, receiver_fixture
 from tests.api.support import data
 from tests.api.worker_support import ctx_of, messages
 from tests.conftest import Env
 from workers.deliver import deliver_webhook, outbox_sweeper
+
+receiver = receiver_fixture
 
 CREATE = """mutation($url: String!) {
   createWebhookEndpoint(input: {url: $url}) { id secret } }"""
 LOG = """{ webhookMessages(first: 50) { nodes { id type deliveries {
   id status attempts endpointId attemptLog { statusCode error } } } } }"""
 ENDPOINT = "query($id: ID!) { webhookEndpoint(id: $id) { enabled disabledReason } }"
-
-
-@dataclass
-class Receiver:
-    """A local HTTP server answering with the next scripted status (then 200)."""
-
-    url: str = ""
-    script: list[int] = field(default_factory=list)
-    received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)  # of each arrival, in order
-    fixed: dict[str, int] = field(default_factory=dict)  # path -> the status it always answers
-    slow: dict[str, float] = field(default_factory=dict)  # path -> seconds before answering
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            found.received.append((body, {k.lower(): v for k, v in self.headers.items()}))
-            found.paths.append(self.path)
-            time.sleep(found.slow.get(self.path, 0))
-            if self.path in found.fixed:
-                status = found.fixed[self.path]
-            else:
-                status = found.script.pop(0) if found.script else 200
-            self.send_response(status)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            with contextlib.suppress(BrokenPipeError):  # a slow answer the sender gave up on
-                self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        request_queue_size = 128  # a batch connects at once (the default backlog is 5)
-
-    server = Server(("127.0.0.1", 0), Handler)
-    found.url = f"http://localhost:{server.server_address[1]}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield found
-    server.shutdown()
-    server.server_close()
 
 
 async def setup(env: Env, receiver: Receiver) -> tuple[str, str]:
@@ -116,33 +67,6 @@ async def test_a_delivery_is_signed_and_logged(env: Env, receiver: Receiver) -> 
     assert delivery["attemptLog"] == [{"statusCode": 200, "error": None}]
 
 
-async def test_failures_are_retried_with_the_same_webhook_id(env: Env, receiver: Receiver) -> None:
-    env.webhooks = replace(env.webhooks, schedule=(timedelta(milliseconds=50),) * 7)
-    await setup(env, receiver)
-    receiver.script = [500, 503, 500]
-    for _ in range(4):
-        await env.run_jobs()
-        env.clock.set(env.clock() + timedelta(seconds=2))
-        await outbox_sweeper(ctx_of(env))
-    assert len(receiver.received) == 4
-    assert len({headers["webhook-id"] for _, headers in receiver.received}) == 1
-    (delivery,) = await deliveries(env)
-    assert delivery["status"] == "SUCCEEDED"
-    assert [a["statusCode"] for a in delivery["attemptLog"]] == [500, 503, 500, 200]
-
-
-async def test_gone_disables_the_endpoint_at_once(env: Env, receiver: Receiver) -> None:
-    endpoint_id, _ = await setup(env, receiver)
-    receiver.script = [410]
-    await env.run_jobs()
-    found = (await data(env, ENDPOINT, id=endpoint_id))["webhookEndpoint"]
-    assert found == {"enabled": False, "disabledReason": "the endpoint answered 410 Gone"}
-    (delivery,) = await deliveries(env)
-    assert delivery["status"] == "FAILED"
-    (disabled,) = await messages(env, "webhook_endpoint.disabled")
-    assert disabled["data"]["endpoint_id"] == endpoint_id
-
-
 async def test_five_days_of_failures_disable_the_endpoint(env: Env, receiver: Receiver) -> None:
     env.webhooks = replace(env.webhooks, schedule=(timedelta(days=3),) * 7)
     endpoint_id, _ = await setup(env, receiver)
@@ -159,6 +83,12 @@ async def test_five_days_of_failures_disable_the_endpoint(env: Env, receiver: Re
     assert found["enabled"] is False
     assert found["disabledReason"].startswith("every attempt failed since")
     assert len(await messages(env, "webhook_endpoint.disabled")) == 1
+    (delivery,) = await deliveries(env)  # the attempt that disabled it is counted too
+    assert (delivery["status"], delivery["attempts"], len(delivery["attemptLog"])) == (
+        "FAILED",
+        3,
+        3,
+    )
 
 
 async def test_two_workers_never_send_the_same_attempt(env: Env, receiver: Receiver) -> None:
@@ -220,7 +150,7 @@ async def endpoints_and_messages(
 
 
 def arrivals(receiver: Receiver, path: str) -> list[tuple[bytes, dict[str, str]]]:
-    return [got for got, at in zip(receiver.received, receiver.paths, strict=True) if at == path]
+    return receiver.arrivals(path)
 
 
 async def test_a_batch_to_several_endpoints_arrives_signed_once_each(

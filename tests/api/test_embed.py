@@ -10,8 +10,9 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from meterline.app import create_app, redact_tokens_in_access_log
+from meterline.app import create_app
 from meterline.clock import FixedClock
+from meterline.observability import redact_credentials_in_logs
 from meterline.settings import Settings
 from models.store.api_keys import create_api_key, create_customer_token
 from models.store.organizations import get_or_create_organization
@@ -96,7 +97,7 @@ def test_tokens_in_addresses_never_reach_the_access_log() -> None:
         ("127.0.0.1:5000", "GET", "/embed/demo?token=ml_ct_secret&x=1", "1.1", 200),
         None,
     )
-    redact_tokens_in_access_log()
+    redact_credentials_in_logs()
     assert logging.getLogger("uvicorn.access").filter(record)  # kept, with the token masked
     assert "ml_ct_secret" not in record.getMessage()
     assert "/embed/demo?token=…&x=1" in record.getMessage()

@@ -9,12 +9,15 @@ field without one, so every new field needs an isolation case before it ships.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from gql.transport.exceptions import TransportConnectionFailed
 
+from notifications.catalog import WebhookEvent
+from notifications.outbox import Outbox
 from resolvers.graphql.app import build_schema
 from tests.api.isolation_graph import APRIL, STRIPE_KEY_HINT, Graph, build_graph
 from tests.api.isolation_probes import (
@@ -441,4 +444,85 @@ async def test_subscriptions_reach_nothing_beyond_the_caller(env: Env) -> None:
         for query, variables in SUBSCRIPTION_PROBES.values():
             with pytest.raises(TransportConnectionFailed):
                 await first(host, expired["token"], query, **variables(graph))
+    assert found == expected
+
+
+# --- refusals read exactly like absence -----------------------------------------------------
+
+WEBHOOK_FIELDS = (
+    "webhookEndpoint", "webhookMessage", "updateWebhookEndpoint", "deleteWebhookEndpoint",
+    "rotateWebhookEndpointSecret", "replayWebhookMessage", "replayFailedWebhookMessages",
+)  # fmt: skip
+ABSENT = {"endpoint": "whep_01absent0000000000000000", "message": "msg_01absent0000000000000000"}
+
+
+def as_absent(body: dict[str, Any], graph: Graph, absent: Graph) -> list[Any]:
+    """The errors of ``body`` with ``graph``'s ids written as ``absent``'s: what they would
+    say of objects that do not exist, if they reveal nothing."""
+    shown = json.dumps(body.get("errors"))
+    for name, value in vars(graph).items():
+        if getattr(absent, name) != value:
+            shown = shown.replace(value, getattr(absent, name))
+    found: list[Any] = json.loads(shown)
+    return found
+
+
+async def test_webhook_refusals_read_exactly_like_absence(env: Env) -> None:
+    """Every webhook field naming A's endpoint or message, called by B's admin key and by
+    customer Y's token, fails exactly as it does for ids that exist nowhere (same code,
+    field, message and path), and changes nothing of A's."""
+    graph = await build_graph(env)
+    absent = replace(graph, **ABSENT)
+    _, other_key = await env.new_org("Other")
+    token_y = (await customer_token(env, graph.customer_y))["token"]
+    before = await snapshot(env)
+    found, expected = {}, {}
+    for who, key in (("second organization", other_key), ("customer Y", token_y)):
+        for field in WEBHOOK_FIELDS:
+            theirs = await run(env, field, graph, key)
+            nothing = await run(env, field, absent, key)
+            assert theirs["data"] is None and nothing["data"] is None, (who, field)
+            found[who, field] = as_absent(theirs, graph, absent)
+            expected[who, field] = nothing["errors"]
+            want = "NOT_FOUND" if who == "second organization" else "FORBIDDEN"
+            assert codes(theirs) == [want], (who, field, theirs)
+    assert found == expected
+    assert await snapshot(env) == before
+
+
+async def test_a_replay_cannot_join_the_organizations(env: Env) -> None:
+    """B replaying its own message to A's endpoint: NOT_FOUND as for an absent endpoint;
+    A's endpoint gets no delivery; B's message none either."""
+    graph = await build_graph(env)
+    other_org, other_key = await env.new_org("Other")
+    async with env.write() as conn:
+        event = WebhookEvent("customer.created", {"customer_id": "b1", "name": "B"}, None)
+        own_message = await Outbox().emit(conn, other_org, event, env.clock())
+    replay = MUTATION_PROBES["replayWebhookMessage"][0]
+    before = await snapshot(env)
+    into_a = await gql(env, replay, other_key, m=own_message, e=graph.endpoint)
+    nowhere = await gql(env, replay, other_key, m=own_message, e=ABSENT["endpoint"])
+    assert codes(into_a) == ["NOT_FOUND"]
+    assert as_absent(into_a, graph, replace(graph, **ABSENT)) == nowhere["errors"]
+    assert await snapshot(env) == before
+    one = "query($id: ID!) { webhookMessage(id: $id) { deliveries { endpointId } } }"
+    assert await data(env, one, other_key, id=own_message) == {"webhookMessage": {"deliveries": []}}
+
+
+async def test_subscription_refusals_read_exactly_like_absence(env: Env) -> None:
+    """Each subscription naming customer X, for B's key and customer Y's token, over a real
+    websocket: the same error as for a customer that exists nowhere."""
+    graph = await build_graph(env)
+    absent = replace(graph, customer_x="cus_01absent0000000000000000")
+    _, other_key = await env.new_org("Other")
+    token_y = (await customer_token(env, graph.customer_y))["token"]
+    found, expected = {}, {}
+    async with serving(app_of(env)) as host:
+        for who, key in (("second organization", other_key), ("customer Y", token_y)):
+            for field, (query, variables) in SUBSCRIPTION_PROBES.items():
+                theirs = await first(host, key, query, **variables(graph))
+                nothing = await first(host, key, query, **variables(absent))
+                assert codes(theirs) == ["NOT_FOUND"], (who, field, theirs)
+                found[who, field] = as_absent(theirs, graph, absent)
+                expected[who, field] = nothing["errors"]
     assert found == expected

@@ -38,10 +38,13 @@ from models.db import Database
 from models.store.webhook_endpoints import record_health
 from notifications.catalog import WebhookEvent
 from notifications.outbox import Outbox
-from tests.api.test_deliveries import Receiver, receiver, setup  # noqa: F401 (a fixture)
+from tests.api.receiver import Receiver, receiver_fixture
+from tests.api.test_deliveries import setup
 from tests.conftest import Env
 from tests.integration.support import event
 from workers.worker import build_worker
+
+receiver = receiver_fixture
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -128,7 +131,7 @@ async def test_routes_are_labelled_by_template_never_by_raw_path(env: Env) -> No
 
 async def test_gauges_show_a_pending_delivery_and_a_failing_endpoint(
     env: Env,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     samples = await scrape(env)
     for gauge in ("outbox_backlog", "stripe_pushes_pending", "webhook_endpoints_failing"):
@@ -169,7 +172,7 @@ async def test_a_source_that_fails_is_left_out_never_failing_the_scrape(
 
 async def test_webhook_attempts_and_job_runs_are_counted(
     env: Env,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     await setup(env, receiver)
     await run_worker(env)
@@ -250,7 +253,7 @@ async def emit(env: Env) -> None:
 
 async def test_the_in_process_worker_reports_into_the_apps_metrics(
     env: Env,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     settings = Settings(
         database_url=env.backend.database_url,

@@ -26,6 +26,7 @@ from billing.metering import (
     PropertyFilter,
     RollupPartial,
     UsageEvent,
+    aggregate,
     match_event,
     merge_by_group,
 )
@@ -235,6 +236,22 @@ def comparable(
     return {
         m.id: {group: figures(m, p) for group, p in found.get(m.id, {}).items()} for m in metrics
     }
+
+
+def assert_same_usage(
+    metrics: Sequence[MetricDefinition],
+    got: dict[str, dict[GroupValues, RollupPartial]],
+    want: dict[str, dict[GroupValues, RollupPartial]],
+    context: str,
+) -> None:
+    """``got`` (read from the rollups) equals ``want`` (:func:`recompute`): every figure of
+    every group, and every metric's quantity in total and by each of its group keys."""
+    assert comparable(metrics, got) == comparable(metrics, want), context
+    for metric in metrics:
+        for keys in [(), *metric.group_keys]:
+            got_q = aggregate(metric, got.get(metric.id, {}).items(), keys)
+            want_q = aggregate(metric, want.get(metric.id, {}).items(), keys)
+            assert got_q == want_q, (metric.name, keys, context)
 
 
 async def search(

@@ -282,3 +282,13 @@ async def test_accepted_events_are_committed_before_the_response(env: Env) -> No
     # a fresh connection from the pool sees it: it is committed, not pending
     count = await sql_value(env, "SELECT COUNT(*) FROM usage_events WHERE transaction_id = 'd-1'")
     assert count == 1
+
+
+async def test_a_wrong_method_or_path_is_a_json_error(env: Env) -> None:
+    wrong_method = assert_json_error(
+        await env.client.get("/v1/ingest", headers=auth(env.ingest_key)), 405
+    )
+    assert wrong_method["error"]["code"] == "method_not_allowed"
+    assert (await env.client.get("/v1/ingest")).headers["allow"] == "POST"
+    missing = assert_json_error(await env.client.post("/v1/ingests", json=[]), 404)
+    assert missing["error"]["code"] == "not_found"
