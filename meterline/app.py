@@ -31,7 +31,7 @@ from models.db import RETRY_AFTER_SECONDS, DatabaseUnavailable
 from notifications.pubsub import ChangeFeed
 from resolvers.embed import demo_page, embed_module
 from resolvers.graphql.app import graphql_app
-from resolvers.http import json_response
+from resolvers.http import HttpError, error_response, json_response
 from resolvers.ingest import ingest
 from resolvers.rate_limits import Limit, RateLimited, RateLimiter
 from resolvers.services import Services, services_of
@@ -72,10 +72,8 @@ async def database_unavailable(request: Request, error: Exception) -> Response:
     """503 for a REST request whose database could not be reached in time (the client
     retries; an ingest batch refused so was not stored, and a resent one is deduplicated)."""
     assert isinstance(error, DatabaseUnavailable)
-    body = {"error": {"code": "database_unavailable", "message": str(error)}}
-    response = json_response(body, 503)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return error_response(HttpError(503, "database_unavailable", str(error), retry))
 
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -86,9 +84,7 @@ async def http_error(request: Request, error: Exception) -> Response:
     API's JSON error shape, with their headers (``Allow`` on a 405)."""
     assert isinstance(error, HTTPException)
     code = HTTP_CODES.get(error.status_code, "bad_request")
-    response = json_response({"error": {"code": code, "message": error.detail}}, error.status_code)
-    response.headers.update(error.headers or {})
-    return response
+    return error_response(HttpError(error.status_code, code, error.detail, error.headers))
 
 
 def create_app(

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -66,15 +66,17 @@ _DRIVERS = ("sqlalchemy.", "asyncpg.", "aiosqlite.", "sqlite3")
 def unavailability(error: BaseException) -> str | None:
     """Why ``error`` means the database is out of reach (connection refused or lost, no
     answer in time, locked or unreadable file), or None for any other failure."""
+    return next((reason for cause in _causes(error) if (reason := _reason(cause))), None)
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error``, then what it wraps (SQLAlchemy's ``orig``, else ``__cause__``), once each."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        reason = _reason(current)
-        if reason is not None:
-            return reason
+        yield current
         current = getattr(current, "orig", None) or current.__cause__
-    return None
 
 
 def _reason(error: BaseException) -> str | None:
@@ -105,12 +107,7 @@ def _reason(error: BaseException) -> str | None:
 
 
 def _timed_out(error: BaseException) -> bool:
-    current: BaseException | None = error
-    while current is not None:
-        if isinstance(current, TimeoutError):
-            return True
-        current = getattr(current, "orig", None) or current.__cause__
-    return False
+    return any(isinstance(cause, TimeoutError) for cause in _causes(error))
 
 
 def _raised_by_driver(error: BaseException) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -14,11 +15,15 @@ from resolvers.services import Services
 
 
 class HttpError(Exception):
-    """An expected failure answered as ``{"error": {"code", "message"}}``."""
+    """An expected failure answered as ``{"error": {"code", "message"}}`` (with ``headers``,
+    e.g. ``Retry-After``)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -27,7 +32,15 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 def error_response(error: HttpError) -> Response:
     body = {"error": {"code": error.code, "message": error.message}}
-    return json_response(body, error.status)
+    response = json_response(body, error.status)
+    response.headers.update(error.headers)
+    return response
+
+
+def graphql_error_response(message: str, code: str, status: int) -> Response:
+    """A GraphQL response refused as a whole: no data, one error with ``code``."""
+    body = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+    return json_response(body, status)
 
 
 def bearer_token(request: Request) -> str:

@@ -17,14 +17,15 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import orjson
 from redis.asyncio import Redis
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.store.api_keys import TOKEN_PREFIX, hash_key
 from resolvers.graphql.context import bearer
+from resolvers.http import HttpError, error_response, graphql_error_response
 
 log = logging.getLogger("meterline.rate_limits")
 
@@ -103,39 +104,23 @@ class RateLimited:
         self.app, self.graphql = app, graphql
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        secret = bearer(_header(scope, b"authorization")) if scope["type"] == "http" else None
+        secret = None
+        if scope["type"] == "http":
+            secret = bearer(Headers(scope=scope).get("authorization"))
         if secret is not None:
             limiter: RateLimiter = scope["app"].state.services.rate_limiter
             wait = await limiter.wait(secret)
             if wait is not None:
-                await self._refuse(wait, send)
+                await self._refusal(wait)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, wait: float, send: Send) -> None:
+    def _refusal(self, wait: float) -> Response:
         message = f"too many requests with this credential; retry in {retry_after(wait)} s"
-        if self.graphql:
-            body: dict[str, Any] = {
-                "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}]
-            }
-        else:
-            body = {"error": {"code": "rate_limited", "message": message}}
-        payload = orjson.dumps(body)
-        start: Message = {
-            "type": "http.response.start",
-            "status": 429,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"retry-after", retry_after(wait).encode()),
-            ],
-        }
-        await send(start)
-        await send({"type": "http.response.body", "body": payload})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+        response = (
+            graphql_error_response(message, "RATE_LIMITED", 429)
+            if self.graphql
+            else error_response(HttpError(429, "rate_limited", message))
+        )
+        response.headers["Retry-After"] = retry_after(wait)
+        return response

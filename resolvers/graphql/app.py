@@ -24,7 +24,6 @@ import strawberry
 from cross_web import HTTPException
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -52,6 +51,7 @@ from resolvers.graphql.context import build_context, principal_of
 from resolvers.graphql.loaders import Loaders
 from resolvers.graphql.queries import Mutation, Query
 from resolvers.graphql.subscriptions import SocketContext, Subscription
+from resolvers.http import graphql_error_response
 from resolvers.services import Services
 from schema.scalars import SCALAR_MAP
 
@@ -191,9 +191,9 @@ class MeterlineGraphQL(GraphQL[Any, None]):
         try:
             response = await self.run(request)
         except HTTPException as error:
-            response = _refusal(error.reason, "BAD_REQUEST", error.status_code)
+            response = graphql_error_response(error.reason, "BAD_REQUEST", error.status_code)
         except DatabaseUnavailable as error:  # while finding who calls (the context)
-            response = _refusal(str(error), SERVICE_UNAVAILABLE, 503)
+            response = graphql_error_response(str(error), SERVICE_UNAVAILABLE, 503)
         if getattr(request.state, UNAVAILABLE_STATE, False):
             response.status_code = 503
         if response.status_code == 503:
@@ -261,11 +261,6 @@ class MeterlineGraphQL(GraphQL[Any, None]):
 def _has_data(data: dict[str, Any] | None) -> bool:
     """Whether any root field was answered (a failed nullable field is null)."""
     return data is not None and any(value is not None for value in data.values())
-
-
-def _refusal(message: str, code: str, status: int) -> JSONResponse:
-    body = {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
-    return JSONResponse(body, status_code=status)
 
 
 def graphql_app(*, production: bool, allowed_origins: Sequence[str] = ("*",)) -> MeterlineGraphQL:
